@@ -1,0 +1,9 @@
+DROP TABLE case_events;
+DROP TABLE cases;
+DROP TABLE ref_counters;
+DROP TABLE users;
+DROP TABLE programmes;
+DROP TABLE categories;
+DROP TABLE departments;
+DROP TABLE jurisdictions;
+DROP TABLE server_keys;

@@ -1,0 +1,5 @@
+//! Authentication: password hashing, access tokens, and the request's identity extractor.
+
+pub mod extract;
+pub mod password;
+pub mod token;

@@ -1,0 +1,214 @@
+//! Queries on cases and their events.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::models::{Case, CaseEvent, CaseLifecycleChanges};
+use super::schema::{case_events, cases, ref_counters};
+use super::DbConn;
+
+/// A case by id.
+pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<Case>> {
+    cases::table
+        .find(id)
+        .select(Case::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A case by id, locked for the rest of the transaction (`FOR UPDATE` on PostgreSQL; on SQLite the
+/// `BEGIN IMMEDIATE` of [`super::write_tx`] already holds the database's write lock).
+pub fn get_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<Case>> {
+    match conn {
+        DbConn::Pg(c) => cases::table
+            .find(id)
+            .select(Case::as_select())
+            .for_update()
+            .first(c)
+            .optional(),
+        DbConn::Sqlite(c) => cases::table
+            .find(id)
+            .select(Case::as_select())
+            .first(c)
+            .optional(),
+    }
+}
+
+/// A case by its external reference.
+pub fn by_external(
+    conn: &mut DbConn,
+    source: &str,
+    external_id: &str,
+) -> QueryResult<Option<Case>> {
+    cases::table
+        .filter(cases::external_source.eq(source))
+        .filter(cases::external_id.eq(external_id))
+        .select(Case::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Takes the next number of a ref sequence (`530602-2026` → 1, 2, 3, …), inside the caller's
+/// transaction so a rolled-back create leaves no gap-filling surprises for concurrent ones.
+pub fn next_ref_number(conn: &mut DbConn, prefix: &str) -> QueryResult<i64> {
+    use ref_counters::dsl as r;
+    let upsert = diesel::insert_into(r::ref_counters)
+        .values((r::prefix.eq(prefix), r::last.eq(1_i64)))
+        .on_conflict(r::prefix)
+        .do_update()
+        .set(r::last.eq(r::last + 1_i64));
+    match conn {
+        DbConn::Pg(c) => upsert.returning(r::last).get_result(c),
+        DbConn::Sqlite(c) => upsert.returning(r::last).get_result(c),
+    }
+}
+
+/// Stores a new case.
+pub fn insert(conn: &mut DbConn, case: &Case) -> QueryResult<()> {
+    diesel::insert_into(cases::table)
+        .values(case)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Writes an action's changes if the case is still at `expected_version`; returns whether it was.
+pub fn update_lifecycle(
+    conn: &mut DbConn,
+    id: &str,
+    expected_version: i64,
+    changes: &CaseLifecycleChanges,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        cases::table
+            .filter(cases::id.eq(id))
+            .filter(cases::version.eq(expected_version)),
+    )
+    .set(changes)
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Appends an event.
+pub fn insert_event(conn: &mut DbConn, event: &CaseEvent) -> QueryResult<()> {
+    diesel::insert_into(case_events::table)
+        .values(event)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// A case's events in order.
+pub fn events(conn: &mut DbConn, case_id: &str) -> QueryResult<Vec<CaseEvent>> {
+    case_events::table
+        .filter(case_events::case_id.eq(case_id))
+        .order(case_events::seq.asc())
+        .select(CaseEvent::as_select())
+        .load(conn)
+}
+
+/// Filters of the case list; every field narrows the result.
+#[derive(Debug, Default, Clone)]
+pub struct CaseFilter {
+    /// Path range `[from, to)` of the caller's scope.
+    pub scope: Option<(String, String)>,
+    /// Path range of a requested jurisdiction subtree.
+    pub subtree: Option<(String, String)>,
+    /// Caseworker visibility: cases created by this id or held by this department.
+    pub own: Option<(String, Option<String>)>,
+    pub status: Option<String>,
+    pub kind: Option<String>,
+    pub category_code: Option<String>,
+    pub department_id: Option<String>,
+    pub programme_id: Option<String>,
+    /// `Some(true)`: open and past due at `now`; `Some(false)`: anything else.
+    pub overdue: Option<bool>,
+    pub now: Option<NaiveDateTime>,
+    pub created_from: Option<NaiveDateTime>,
+    pub created_to: Option<NaiveDateTime>,
+    pub due_from: Option<NaiveDateTime>,
+    pub due_to: Option<NaiveDateTime>,
+    /// Substring of the title or the description (already LIKE-escaped with `\`).
+    pub q_pattern: Option<String>,
+    pub external: Option<(String, String)>,
+    /// Keyset position: items strictly after `(created_at, id)` in newest-first order.
+    pub after: Option<(NaiveDateTime, String)>,
+}
+
+/// Cases matching `f`, newest first, at most `limit`.
+pub fn list(conn: &mut DbConn, f: &CaseFilter, limit: i64) -> QueryResult<Vec<Case>> {
+    let mut q = cases::table
+        .select(Case::as_select())
+        .order((cases::created_at.desc(), cases::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    for (from, to) in [&f.scope, &f.subtree].into_iter().flatten() {
+        q = q
+            .filter(cases::jurisdiction_path.ge(from.clone()))
+            .filter(cases::jurisdiction_path.lt(to.clone()));
+    }
+    if let Some((user, department)) = &f.own {
+        q = match department {
+            Some(d) => q.filter(
+                cases::created_by
+                    .eq(user.clone())
+                    .or(cases::department_id.eq(d.clone()).assume_not_null()),
+            ),
+            None => q.filter(cases::created_by.eq(user.clone())),
+        };
+    }
+    if let Some(v) = &f.status {
+        q = q.filter(cases::status.eq(v.clone()));
+    }
+    if let Some(v) = &f.kind {
+        q = q.filter(cases::kind.eq(v.clone()));
+    }
+    if let Some(v) = &f.category_code {
+        q = q.filter(cases::category_code.eq(v.clone()));
+    }
+    if let Some(v) = &f.department_id {
+        q = q.filter(cases::department_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.programme_id {
+        q = q.filter(cases::programme_id.eq(v.clone()));
+    }
+    if let (Some(overdue), Some(now)) = (f.overdue, f.now) {
+        let open = cases::status.eq_any(["received", "assigned"]);
+        q = if overdue {
+            q.filter(open.and(cases::due_at.lt(now)))
+        } else {
+            q.filter(diesel::dsl::not(open.and(cases::due_at.lt(now))))
+        };
+    }
+    if let Some(t) = f.created_from {
+        q = q.filter(cases::created_at.ge(t));
+    }
+    if let Some(t) = f.created_to {
+        q = q.filter(cases::created_at.lt(t));
+    }
+    if let Some(t) = f.due_from {
+        q = q.filter(cases::due_at.ge(t));
+    }
+    if let Some(t) = f.due_to {
+        q = q.filter(cases::due_at.lt(t));
+    }
+    if let Some(p) = &f.q_pattern {
+        q = q.filter(
+            cases::title
+                .like(p.clone())
+                .escape('\\')
+                .or(cases::description.like(p.clone()).escape('\\')),
+        );
+    }
+    if let Some((source, id)) = &f.external {
+        q = q
+            .filter(cases::external_source.eq(source.clone()))
+            .filter(cases::external_id.eq(id.clone()));
+    }
+    if let Some((at, id)) = &f.after {
+        q = q.filter(
+            cases::created_at
+                .lt(*at)
+                .or(cases::created_at.eq(*at).and(cases::id.lt(id.clone()))),
+        );
+    }
+    q.load(conn)
+}

@@ -1,0 +1,196 @@
+//! Database access: the two-backend connection type, the pool, migrations, and the query modules.
+//!
+//! `DbConn` is a diesel `MultiConnection` over SQLite and PostgreSQL; the backend is picked from
+//! `DATABASE_URL` at run time. Query code is written once against `DbConn`; where the SQL must differ
+//! it says so with an explicit `match conn { DbConn::Sqlite(c) => …, DbConn::Pg(c) => … }`.
+
+pub mod cases;
+pub mod keys;
+pub mod models;
+pub mod reference;
+pub mod schema;
+pub mod users;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{self, ManageConnection};
+use diesel::{Connection, ConnectionError, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+/// Migrations for each backend; the two folders hold the same migration names (a test checks it).
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+/// See [`SQLITE_MIGRATIONS`].
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// One connection to either backend.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    /// PostgreSQL, the production database.
+    Pg(PgConnection),
+    /// SQLite, the embedded default.
+    Sqlite(SqliteConnection),
+}
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://path`, `file:path` or a plain path.
+    Sqlite,
+    /// `postgres://` or `postgresql://`.
+    Postgres,
+}
+
+impl Backend {
+    /// Picks the backend from a `DATABASE_URL`.
+    pub fn from_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// Short name for logs and `/readyz`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Strips the `sqlite://` scheme that users write; SQLite itself wants a path or a `file:` URI.
+fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://").unwrap_or(url)
+}
+
+/// The connection pool handed to every unit of work.
+pub type DbPool = r2d2::Pool<ConnectionFactory>;
+/// A connection checked out of [`DbPool`].
+pub type PooledConn = r2d2::PooledConnection<ConnectionFactory>;
+
+/// Opens connections for the pool and sets each SQLite connection up (WAL, busy timeout, foreign keys).
+#[derive(Debug, Clone)]
+pub struct ConnectionFactory {
+    url: String,
+    backend: Backend,
+    busy_timeout_ms: u32,
+}
+
+impl ConnectionFactory {
+    /// A factory for `url`.
+    pub fn new(url: &str, busy_timeout_ms: u32) -> Self {
+        ConnectionFactory {
+            url: url.to_owned(),
+            backend: Backend::from_url(url),
+            busy_timeout_ms,
+        }
+    }
+
+    /// Opens one connection, configured for this service.
+    pub fn open(&self) -> Result<DbConn, ConnectionError> {
+        match self.backend {
+            Backend::Postgres => Ok(DbConn::Pg(PgConnection::establish(&self.url)?)),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(sqlite_path(&self.url))?;
+                // One PRAGMA per statement: SQLite ignores all but the first in some drivers.
+                for pragma in [
+                    format!("PRAGMA busy_timeout = {}", self.busy_timeout_ms),
+                    "PRAGMA journal_mode = WAL".to_owned(),
+                    "PRAGMA synchronous = NORMAL".to_owned(),
+                    "PRAGMA foreign_keys = ON".to_owned(),
+                ] {
+                    conn.batch_execute(&pragma)
+                        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                }
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+
+    /// The backend this factory connects to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+impl ManageConnection for ConnectionFactory {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        self.open().map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        <DbConn as TransactionManager<DbConn>>::is_broken_transaction_manager(conn)
+    }
+}
+
+/// Builds the pool. Connections are opened lazily (`min_idle` 1) so start-up stays fast.
+pub fn build_pool(
+    url: &str,
+    max_size: u32,
+    busy_timeout_ms: u32,
+    connect_timeout: Duration,
+) -> Result<DbPool, String> {
+    let factory = ConnectionFactory::new(url, busy_timeout_ms);
+    r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(connect_timeout)
+        .test_on_check_out(false)
+        .build(factory)
+        .map_err(|e| format!("cannot open the database: {e}"))
+}
+
+/// Applies every pending migration of the connection's backend.
+pub fn run_migrations(conn: &mut DbConn) -> Result<usize, String> {
+    let applied = match conn {
+        DbConn::Pg(c) => {
+            // Several processes may start at once against one PostgreSQL: migrate one at a time.
+            c.batch_execute("SELECT pg_advisory_lock(7370326117)")
+                .map_err(|e| format!("migration lock: {e}"))?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len());
+            c.batch_execute("SELECT pg_advisory_unlock(7370326117)")
+                .map_err(|e| format!("migration unlock: {e}"))?;
+            result
+        }
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+    };
+    applied.map_err(|e| format!("migration failed: {e}"))
+}
+
+/// Runs `work` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so a transaction that reads and
+/// then writes waits for the write lock up front instead of failing with SQLITE_BUSY half-way), a
+/// plain `BEGIN` on PostgreSQL. Commits on `Ok`, rolls back on `Err`.
+pub fn write_tx<T, E>(
+    conn: &mut DbConn,
+    work: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConn::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match work(conn) {
+        Ok(value) => {
+            <DbConn as TransactionManager<DbConn>>::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => match <DbConn as TransactionManager<DbConn>>::rollback_transaction(conn) {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(err),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
+}

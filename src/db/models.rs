@@ -1,0 +1,181 @@
+//! Row types: for each table a read struct, a `NewX` for inserts and, where rows change, an
+//! `XChanges` changeset. Timestamps are UTC `NaiveDateTime`; the domain converts at the edge.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::*;
+
+/// A jurisdiction row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = jurisdictions)]
+pub struct Jurisdiction {
+    pub code: String,
+    pub name: String,
+    pub parent_code: Option<String>,
+    pub path: String,
+    pub depth: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A department row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = departments)]
+pub struct Department {
+    pub id: String,
+    pub name: String,
+    pub jurisdiction_code: String,
+    pub active: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Department fields a PATCH may change.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = departments)]
+pub struct DepartmentChanges {
+    pub name: Option<String>,
+    pub active: Option<bool>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// A category row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = categories)]
+pub struct Category {
+    pub code: String,
+    pub name: String,
+    pub deadline_days: i32,
+    pub active: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Category fields a PATCH may change.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = categories)]
+pub struct CategoryChanges {
+    pub name: Option<String>,
+    pub deadline_days: Option<i32>,
+    pub active: Option<bool>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// A programme row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = programmes)]
+pub struct Programme {
+    pub id: String,
+    pub name: String,
+    pub year: i32,
+    pub jurisdiction_code: String,
+    pub description: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Programme fields a PATCH may change.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = programmes)]
+pub struct ProgrammeChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// A user row (the password hash never leaves the database layer's callers in a response).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub role: String,
+    pub jurisdiction_code: Option<String>,
+    pub department_id: Option<String>,
+    pub display_name: Option<String>,
+    pub active: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A case row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = cases)]
+pub struct Case {
+    pub id: String,
+    pub case_ref: String,
+    pub kind: String,
+    pub title: String,
+    pub description: String,
+    pub category_code: String,
+    pub jurisdiction_code: String,
+    pub jurisdiction_path: String,
+    pub programme_id: Option<String>,
+    pub channel: String,
+    pub priority: String,
+    pub complainant_name: Option<String>,
+    pub complainant_phone: Option<String>,
+    pub location_address: Option<String>,
+    pub location_lat: Option<f64>,
+    pub location_lon: Option<f64>,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub department_id: Option<String>,
+    pub assignee_id: Option<String>,
+    pub due_at: NaiveDateTime,
+    pub acknowledged_at: Option<NaiveDateTime>,
+    pub resolved_at: Option<NaiveDateTime>,
+    pub resolved_by: Option<String>,
+    pub resolution: Option<String>,
+    pub verified_at: Option<NaiveDateTime>,
+    pub closed_at: Option<NaiveDateTime>,
+    pub satisfaction: Option<String>,
+    pub rework_count: i32,
+    pub duplicate_of: Option<String>,
+    pub external_source: Option<String>,
+    pub external_id: Option<String>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub version: i64,
+}
+
+/// The lifecycle columns an action rewrites (all of them, `None` meaning NULL).
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = cases, treat_none_as_null = true)]
+pub struct CaseLifecycleChanges {
+    pub status: String,
+    pub outcome: Option<String>,
+    pub department_id: Option<String>,
+    pub assignee_id: Option<String>,
+    pub due_at: NaiveDateTime,
+    pub acknowledged_at: Option<NaiveDateTime>,
+    pub resolved_at: Option<NaiveDateTime>,
+    pub resolved_by: Option<String>,
+    pub resolution: Option<String>,
+    pub verified_at: Option<NaiveDateTime>,
+    pub closed_at: Option<NaiveDateTime>,
+    pub satisfaction: Option<String>,
+    pub rework_count: i32,
+    pub duplicate_of: Option<String>,
+    pub updated_at: NaiveDateTime,
+    pub version: i64,
+}
+
+/// An audit-trail row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = case_events)]
+pub struct CaseEvent {
+    pub case_id: String,
+    pub seq: i64,
+    pub action: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub actor_id: String,
+    pub actor_name: String,
+    pub at: NaiveDateTime,
+    pub note: Option<String>,
+    pub data: String,
+}

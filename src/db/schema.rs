@@ -1,0 +1,149 @@
+//! Diesel table definitions, shared by both backends (the migrations in `migrations/{sqlite,postgres}`
+//! create the same columns with each backend's types).
+
+diesel::table! {
+    server_keys (kid) {
+        kid -> Text,
+        secret -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    jurisdictions (code) {
+        code -> Text,
+        name -> Text,
+        parent_code -> Nullable<Text>,
+        path -> Text,
+        depth -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    departments (id) {
+        id -> Text,
+        name -> Text,
+        jurisdiction_code -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    categories (code) {
+        code -> Text,
+        name -> Text,
+        deadline_days -> Integer,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    programmes (id) {
+        id -> Text,
+        name -> Text,
+        year -> Integer,
+        jurisdiction_code -> Text,
+        description -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        jurisdiction_code -> Nullable<Text>,
+        department_id -> Nullable<Text>,
+        display_name -> Nullable<Text>,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ref_counters (prefix) {
+        prefix -> Text,
+        last -> BigInt,
+    }
+}
+
+diesel::table! {
+    cases (id) {
+        id -> Text,
+        #[sql_name = "ref"]
+        case_ref -> Text,
+        kind -> Text,
+        title -> Text,
+        description -> Text,
+        category_code -> Text,
+        jurisdiction_code -> Text,
+        jurisdiction_path -> Text,
+        programme_id -> Nullable<Text>,
+        channel -> Text,
+        priority -> Text,
+        complainant_name -> Nullable<Text>,
+        complainant_phone -> Nullable<Text>,
+        location_address -> Nullable<Text>,
+        location_lat -> Nullable<Double>,
+        location_lon -> Nullable<Double>,
+        status -> Text,
+        outcome -> Nullable<Text>,
+        department_id -> Nullable<Text>,
+        assignee_id -> Nullable<Text>,
+        due_at -> Timestamp,
+        acknowledged_at -> Nullable<Timestamp>,
+        resolved_at -> Nullable<Timestamp>,
+        resolved_by -> Nullable<Text>,
+        resolution -> Nullable<Text>,
+        verified_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+        satisfaction -> Nullable<Text>,
+        rework_count -> Integer,
+        duplicate_of -> Nullable<Text>,
+        external_source -> Nullable<Text>,
+        external_id -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    case_events (case_id, seq) {
+        case_id -> Text,
+        seq -> BigInt,
+        action -> Text,
+        from_status -> Nullable<Text>,
+        to_status -> Text,
+        actor_id -> Text,
+        actor_name -> Text,
+        at -> Timestamp,
+        note -> Nullable<Text>,
+        data -> Text,
+    }
+}
+
+diesel::joinable!(departments -> jurisdictions (jurisdiction_code));
+diesel::joinable!(programmes -> jurisdictions (jurisdiction_code));
+diesel::joinable!(users -> jurisdictions (jurisdiction_code));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    jurisdictions,
+    departments,
+    categories,
+    programmes,
+    users,
+    cases,
+    case_events,
+);

@@ -1,0 +1,89 @@
+//! Who is asking, and what their role and place in the jurisdiction tree let them see.
+
+use super::types::Role;
+use crate::error::{AppError, AppResult};
+
+/// Whether the caller is a person or an integrating system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// A signed-in user (JWT).
+    User,
+    /// An integration client (API key).
+    ApiClient,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// User or API client id.
+    pub id: String,
+    /// Username or client name, recorded on events.
+    pub name: String,
+    /// Person or system.
+    pub kind: PrincipalKind,
+    /// The role.
+    pub role: Role,
+    /// Home jurisdiction; `None` for a whole-tree admin.
+    pub jurisdiction_code: Option<String>,
+    /// Materialised path of the home jurisdiction (`/530000/530600/`); `None` = the whole tree.
+    pub scope_path: Option<String>,
+    /// The caseworker's department.
+    pub department_id: Option<String>,
+}
+
+impl Principal {
+    /// Whether a jurisdiction (by its materialised path) is in the caller's subtree.
+    pub fn in_scope(&self, path: &str) -> bool {
+        self.scope_path
+            .as_deref()
+            .is_none_or(|scope| path.starts_with(scope))
+    }
+
+    /// Whether the caller may read a case in `path`, created by `created_by`, held by `department_id`.
+    /// Caseworkers see what they created and what their department holds; the others see their subtree.
+    pub fn can_read_case(&self, path: &str, created_by: &str, department_id: Option<&str>) -> bool {
+        if !self.in_scope(path) {
+            return false;
+        }
+        match self.role {
+            Role::Caseworker => {
+                created_by == self.id
+                    || (department_id.is_some() && department_id == self.department_id.as_deref())
+            }
+            Role::Admin | Role::Supervisor | Role::Viewer => true,
+        }
+    }
+
+    /// Refuses anyone but an admin.
+    pub fn require_admin(&self) -> AppResult<()> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden {
+                code: "admin_only",
+                detail: "only administrators may do this".to_owned(),
+            })
+        }
+    }
+
+    /// Refuses viewers (who only read).
+    pub fn require_writer(&self) -> AppResult<()> {
+        if self.role == Role::Viewer {
+            Err(AppError::Forbidden {
+                code: "role_not_permitted",
+                detail: "viewers have read-only access".to_owned(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The exclusive upper bound of a materialised-path prefix range: every path that starts with
+/// `prefix` (which ends in `/`) is `>= prefix` and `< upper_bound(prefix)`. Lets a subtree filter
+/// use a B-tree index on both databases.
+pub fn upper_bound(prefix: &str) -> String {
+    let mut upper = prefix.trim_end_matches('/').to_owned();
+    upper.push('0'); // '0' is the byte after '/'
+    upper
+}

@@ -1,0 +1,398 @@
+//! Reading untrusted JSON bodies and query strings into typed values while collecting *every*
+//! problem, so a client sees all of its mistakes in one 422 answer.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::error::{AppError, AppResult, FieldError};
+
+/// A JSON object being read field by field; errors accumulate until [`Input::finish`].
+pub struct Input<'a> {
+    obj: Option<&'a Map<String, Value>>,
+    prefix: String,
+    errors: Vec<FieldError>,
+}
+
+impl<'a> Input<'a> {
+    /// Starts reading a request body, which must be a JSON object.
+    pub fn new(body: &'a Value) -> Self {
+        let mut input = Input {
+            obj: body.as_object(),
+            prefix: String::new(),
+            errors: Vec::new(),
+        };
+        if input.obj.is_none() {
+            input.errors.push(FieldError::new(
+                "",
+                "invalid_type",
+                "the body must be a JSON object",
+            ));
+        }
+        input
+    }
+
+    fn path(&self, name: &str) -> String {
+        format!("{}{}", self.prefix, name)
+    }
+
+    /// Records an error on a field of this object.
+    pub fn error(&mut self, name: &str, code: &'static str, message: impl Into<String>) {
+        let field = self.path(name);
+        self.errors.push(FieldError::new(field, code, message));
+    }
+
+    /// Whether the field is present and not `null`.
+    pub fn has(&self, name: &str) -> bool {
+        self.raw(name).is_some()
+    }
+
+    fn raw(&self, name: &str) -> Option<&'a Value> {
+        self.obj.and_then(|o| o.get(name)).filter(|v| !v.is_null())
+    }
+
+    fn required<T>(&mut self, name: &str, value: Option<T>) -> Option<T> {
+        if value.is_none() && !self.has(name) && self.obj.is_some() {
+            self.error(name, "required", "this field is required");
+        }
+        value
+    }
+
+    /// An optional string, trimmed; at most `max` characters; no control characters unless
+    /// `multiline` (which allows line breaks and tabs). An empty string counts as absent.
+    pub fn opt_text(&mut self, name: &str, max: usize, multiline: bool) -> Option<String> {
+        let value = self.raw(name)?;
+        let Some(s) = value.as_str() else {
+            self.error(name, "invalid_type", "must be a string");
+            return None;
+        };
+        let s = s.trim();
+        if s.chars()
+            .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
+        {
+            self.error(
+                name,
+                "invalid_characters",
+                "must not contain control characters",
+            );
+            return None;
+        }
+        let len = s.chars().count();
+        if len > max {
+            self.error(
+                name,
+                "too_long",
+                format!("must be at most {max} characters (got {len})"),
+            );
+            return None;
+        }
+        (!s.is_empty()).then(|| s.to_owned())
+    }
+
+    /// A required string; see [`Input::opt_text`].
+    pub fn text(&mut self, name: &str, max: usize, multiline: bool) -> Option<String> {
+        let had = self.has(name);
+        let before = self.errors.len();
+        let v = self.opt_text(name, max, multiline);
+        if v.is_none() && had && self.errors.len() == before {
+            self.error(name, "required", "must not be empty");
+        }
+        self.required(name, v)
+    }
+
+    /// An optional value from a closed vocabulary.
+    pub fn opt_choice<T>(
+        &mut self,
+        name: &str,
+        parse: fn(&str) -> Option<T>,
+        names: &[&str],
+    ) -> Option<T> {
+        let value = self.raw(name)?;
+        let parsed = value.as_str().and_then(parse);
+        if parsed.is_none() {
+            self.error(
+                name,
+                "invalid_value",
+                format!("must be one of: {}", names.join(", ")),
+            );
+        }
+        parsed
+    }
+
+    /// A required value from a closed vocabulary.
+    pub fn choice<T>(
+        &mut self,
+        name: &str,
+        parse: fn(&str) -> Option<T>,
+        names: &[&str],
+    ) -> Option<T> {
+        let v = self.opt_choice(name, parse, names);
+        self.required(name, v)
+    }
+
+    /// An optional UUID, returned in its canonical lower-case form.
+    pub fn opt_uuid(&mut self, name: &str) -> Option<String> {
+        let value = self.raw(name)?;
+        match value.as_str().and_then(|s| uuid::Uuid::parse_str(s).ok()) {
+            Some(id) => Some(id.to_string()),
+            None => {
+                self.error(name, "invalid_format", "must be a UUID");
+                None
+            }
+        }
+    }
+
+    /// A required UUID.
+    pub fn uuid(&mut self, name: &str) -> Option<String> {
+        let v = self.opt_uuid(name);
+        self.required(name, v)
+    }
+
+    /// An optional RFC 3339 timestamp (any offset; returned in UTC).
+    pub fn opt_timestamp(&mut self, name: &str) -> Option<DateTime<Utc>> {
+        let value = self.raw(name)?;
+        match value.as_str().and_then(parse_timestamp) {
+            Some(t) => Some(t),
+            None => {
+                self.error(
+                    name,
+                    "invalid_format",
+                    "must be an RFC 3339 timestamp, e.g. 2026-12-31T18:00:00+08:00",
+                );
+                None
+            }
+        }
+    }
+
+    /// A required timestamp.
+    pub fn timestamp(&mut self, name: &str) -> Option<DateTime<Utc>> {
+        let v = self.opt_timestamp(name);
+        self.required(name, v)
+    }
+
+    /// An optional integer in `min..=max`.
+    pub fn opt_int(&mut self, name: &str, min: i64, max: i64) -> Option<i64> {
+        let value = self.raw(name)?;
+        match value.as_i64() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(_) => {
+                self.error(
+                    name,
+                    "out_of_range",
+                    format!("must be between {min} and {max}"),
+                );
+                None
+            }
+            None => {
+                self.error(name, "invalid_type", "must be an integer");
+                None
+            }
+        }
+    }
+
+    /// A required integer in `min..=max`.
+    pub fn int(&mut self, name: &str, min: i64, max: i64) -> Option<i64> {
+        let v = self.opt_int(name, min, max);
+        self.required(name, v)
+    }
+
+    /// An optional number in `min..=max`.
+    pub fn opt_number(&mut self, name: &str, min: f64, max: f64) -> Option<f64> {
+        let value = self.raw(name)?;
+        match value.as_f64() {
+            Some(n) if n.is_finite() && (min..=max).contains(&n) => Some(n),
+            Some(_) => {
+                self.error(
+                    name,
+                    "out_of_range",
+                    format!("must be between {min} and {max}"),
+                );
+                None
+            }
+            None => {
+                self.error(name, "invalid_type", "must be a number");
+                None
+            }
+        }
+    }
+
+    /// An optional boolean.
+    pub fn opt_bool(&mut self, name: &str) -> Option<bool> {
+        let value = self.raw(name)?;
+        let b = value.as_bool();
+        if b.is_none() {
+            self.error(name, "invalid_type", "must be true or false");
+        }
+        b
+    }
+
+    /// Reads an optional nested object with `read`; its errors are reported as `name.field`.
+    pub fn opt_object<T>(
+        &mut self,
+        name: &str,
+        read: impl FnOnce(&mut Input<'a>) -> Option<T>,
+    ) -> Option<T> {
+        let value = self.raw(name)?;
+        let Some(obj) = value.as_object() else {
+            self.error(name, "invalid_type", "must be an object");
+            return None;
+        };
+        let mut nested = Input {
+            obj: Some(obj),
+            prefix: format!("{}.", self.path(name)),
+            errors: Vec::new(),
+        };
+        let result = read(&mut nested);
+        let ok = nested.errors.is_empty();
+        self.errors.append(&mut nested.errors);
+        if ok {
+            result
+        } else {
+            None
+        }
+    }
+
+    /// Ends reading: `Err(Validation)` with every recorded problem, or `Ok`.
+    pub fn finish(self) -> AppResult<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(self.errors))
+        }
+    }
+}
+
+/// Unwraps a field that [`Input::finish`] has already vouched for.
+pub fn need<T>(value: Option<T>, field: &str) -> AppResult<T> {
+    value.ok_or_else(|| AppError::Internal(format!("validated field {field} is missing")))
+}
+
+/// Parses an RFC 3339 timestamp into UTC, truncated to microseconds.
+pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    use chrono::SubsecRound;
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
+}
+
+/// A query string read parameter by parameter, collecting every problem like [`Input`].
+pub struct Query<'a> {
+    pairs: &'a [(String, String)],
+    errors: Vec<FieldError>,
+}
+
+impl<'a> Query<'a> {
+    /// Starts reading decoded `name=value` pairs.
+    pub fn new(pairs: &'a [(String, String)]) -> Self {
+        Query {
+            pairs,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The last value given for `name`, if not empty.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Records an error on a parameter.
+    pub fn error(&mut self, name: &str, code: &'static str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(name, code, message));
+    }
+
+    /// A string parameter of at most `max` characters.
+    pub fn text(&mut self, name: &str, max: usize) -> Option<String> {
+        let v = self.get(name)?;
+        if v.chars().count() > max || v.chars().any(char::is_control) {
+            self.error(
+                name,
+                "invalid_value",
+                format!("must be at most {max} printable characters"),
+            );
+            return None;
+        }
+        Some(v.to_owned())
+    }
+
+    /// A parameter from a closed vocabulary.
+    pub fn choice<T>(
+        &mut self,
+        name: &str,
+        parse: fn(&str) -> Option<T>,
+        names: &[&str],
+    ) -> Option<T> {
+        let v = self.get(name)?;
+        let parsed = parse(v);
+        if parsed.is_none() {
+            self.error(
+                name,
+                "invalid_value",
+                format!("must be one of: {}", names.join(", ")),
+            );
+        }
+        parsed
+    }
+
+    /// A UUID parameter.
+    pub fn uuid(&mut self, name: &str) -> Option<String> {
+        let v = self.get(name)?;
+        match uuid::Uuid::parse_str(v) {
+            Ok(id) => Some(id.to_string()),
+            Err(_) => {
+                self.error(name, "invalid_format", "must be a UUID");
+                None
+            }
+        }
+    }
+
+    /// A timestamp parameter (RFC 3339).
+    pub fn timestamp(&mut self, name: &str) -> Option<DateTime<Utc>> {
+        let v = self.get(name)?;
+        let parsed = parse_timestamp(v);
+        if parsed.is_none() {
+            self.error(name, "invalid_format", "must be an RFC 3339 timestamp");
+        }
+        parsed
+    }
+
+    /// A boolean parameter (`true` / `false`).
+    pub fn boolean(&mut self, name: &str) -> Option<bool> {
+        match self.get(name)? {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                self.error(name, "invalid_value", "must be true or false");
+                None
+            }
+        }
+    }
+
+    /// An integer parameter in `min..=max`.
+    pub fn int(&mut self, name: &str, min: i64, max: i64) -> Option<i64> {
+        let v = self.get(name)?;
+        match v.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.error(
+                    name,
+                    "out_of_range",
+                    format!("must be an integer between {min} and {max}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Ends reading.
+    pub fn finish(self) -> AppResult<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(self.errors))
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Minsheng: county case tracking for citizen complaints and practical livelihood projects.
+//!
+//! Layout: `routes` (thin HTTP handlers and the route table) → `service` (units of work, one
+//! transaction each) → `domain` (the lifecycle, access rules, validation; no HTTP, no SQL) and
+//! `db` (the two-backend connection, schema, queries). `error` is the only place that knows HTTP
+//! status codes. `main.rs` is the CLI.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod middleware;
+pub mod routes;
+pub mod service;
+pub mod state;
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, DefaultHeaders};
+use actix_web::{web, App, HttpServer};
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use auth::password::Hasher;
+use auth::token::TokenKeys;
+use config::Config;
+use state::AppState;
+
+/// Opens the pool, applies migrations and loads the signing key: everything `serve` needs.
+pub fn init_state(config: Config) -> Result<AppState, String> {
+    let backend = db::Backend::from_url(&config.database_url);
+    let busy_ms = u32::try_from(config.db_timeout.as_millis()).unwrap_or(u32::MAX);
+    let pool = db::build_pool(
+        &config.database_url,
+        config.pool_size,
+        busy_ms,
+        config.db_timeout,
+    )?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    let applied = db::run_migrations(&mut conn)?;
+    if applied > 0 {
+        tracing::info!(applied, backend = backend.name(), "migrations applied");
+    }
+    let (kid, secret) = match &config.jwt_secret {
+        Some(secret) => {
+            let digest = Sha256::digest(secret.as_bytes());
+            (
+                format!(
+                    "env-{}",
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)[..8]
+                ),
+                secret.clone(),
+            )
+        }
+        None => db::keys::signing_key(&mut conn, || {
+            let mut bytes = [0u8; 32];
+            rand::thread_rng().fill_bytes(&mut bytes);
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        })
+        .map_err(|e| format!("cannot load the signing key: {e}"))?,
+    };
+    drop(conn);
+    let ttl = i64::try_from(config.access_token_ttl.as_secs()).unwrap_or(900);
+    Ok(AppState {
+        pool,
+        backend,
+        tokens: TokenKeys::new(&kid, secret.as_bytes(), ttl),
+        hasher: Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
+        config: Arc::new(config),
+    })
+}
+
+/// The whole application: state, middleware and routes. Used by `serve` and by the tests.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .configure(routes::configure)
+        .wrap(
+            DefaultHeaders::new()
+                .add(("X-Content-Type-Options", "nosniff"))
+                .add(("X-Frame-Options", "DENY"))
+                .add(("Referrer-Policy", "no-referrer"))
+                .add(("Cache-Control", "no-store")),
+        )
+        .wrap(from_fn(middleware::request_context))
+}
+
+/// Runs the HTTP server until SIGINT/SIGTERM, then lets in-flight requests finish within the
+/// configured grace period.
+pub async fn serve(config: Config) -> Result<(), String> {
+    let listen = config.listen.clone();
+    let workers = config.workers;
+    let grace = config.shutdown_grace.as_secs();
+    let state = web::block(move || init_state(config))
+        .await
+        .map_err(|e| e.to_string())??;
+    let backend = state.backend.name();
+    let state = web::Data::new(state);
+    let mut server = HttpServer::new(move || app(state.clone())).shutdown_timeout(grace);
+    if let Some(n) = workers {
+        server = server.workers(n);
+    }
+    let server = server
+        .bind(&listen)
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(listen = %listen, backend, "minsheng listening on {listen}");
+    server.run().await.map_err(|e| e.to_string())?;
+    tracing::info!("minsheng stopped");
+    Ok(())
+}
+
+/// Sets up logging: JSON lines, or human-readable text when stderr is a terminal; `RUST_LOG`
+/// filters (default `info`).
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    }
+}

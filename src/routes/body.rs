@@ -1,0 +1,73 @@
+//! The JSON body extractor used by every POST and PATCH: enforces the size limit and the content
+//! type, and answers problems (413, 415, 400) instead of actix's plain-text errors. An empty body
+//! reads as `{}` so body-less actions (`acknowledge`) need no `Content-Type`.
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// A request body parsed as JSON (not yet validated).
+pub struct JsonBody(pub Value);
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl FromRequest for JsonBody {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<JsonBody, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(64 * 1024, |s| s.config.max_body_bytes);
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        let declared_len = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared_len.is_some_and(|n| n > limit) {
+                return Err(AppError::PayloadTooLarge { limit });
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    AppError::bad_request(
+                        "unreadable_body",
+                        format!("the body could not be read: {e}"),
+                    )
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(AppError::PayloadTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(JsonBody(Value::Object(serde_json::Map::new())));
+            }
+            if !content_type.as_deref().is_some_and(is_json) {
+                return Err(AppError::UnsupportedMediaType);
+            }
+            serde_json::from_slice(&body).map(JsonBody).map_err(|e| {
+                AppError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+            })
+        })
+    }
+}

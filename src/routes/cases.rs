@@ -1,0 +1,95 @@
+//! Case endpoints: intake, read (with `ETag`), list, actions (with `If-Match`), events.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::{JsonBody, QueryPairs};
+use crate::domain::access::Principal;
+use crate::domain::lifecycle::{self, Command};
+use crate::domain::types::Action;
+use crate::error::AppError;
+use crate::service::cases::{self as svc, CaseView, IfMatch};
+use crate::service::path_id;
+use crate::state::AppState;
+
+fn with_etag(mut res: actix_web::HttpResponseBuilder, case: &CaseView) -> HttpResponse {
+    res.insert_header((header::ETAG, case.etag())).json(case)
+}
+
+/// `POST /api/v1/cases`.
+pub async fn create(
+    state: web::Data<AppState>,
+    p: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, AppError> {
+    p.require_writer()?;
+    let new = svc::NewCase::parse(&body)?;
+    let case = state.db(move |conn| svc::create(conn, &p, new)).await?;
+    let mut res = HttpResponse::Created();
+    res.insert_header((header::LOCATION, format!("/api/v1/cases/{}", case.id)));
+    Ok(with_etag(res, &case))
+}
+
+/// `GET /api/v1/cases/{id}`.
+pub async fn get(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path_id(&id, "case")?;
+    let case = state.db(move |conn| svc::get(conn, &p, &id)).await?;
+    Ok(with_etag(HttpResponse::Ok(), &case))
+}
+
+/// `GET /api/v1/cases` with filters and a cursor.
+pub async fn list(
+    state: web::Data<AppState>,
+    p: Principal,
+    query: QueryPairs,
+) -> Result<HttpResponse, AppError> {
+    let query = svc::ListQuery::parse(&query)?;
+    Ok(HttpResponse::Ok().json(state.db(move |conn| svc::list(conn, &p, query)).await?))
+}
+
+/// `POST /api/v1/cases/{id}/actions/{action}`, honouring `If-Match`.
+pub async fn act(
+    state: web::Data<AppState>,
+    p: Principal,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, AppError> {
+    let (id, action) = path.into_inner();
+    let id = path_id(&id, "case")?;
+    let action = Action::parse(&action)
+        .filter(|a| lifecycle::rule(*a).is_some())
+        .ok_or_else(|| AppError::NotFound {
+            detail: format!("no action {action}"),
+        })?;
+    let if_match = match req.headers().get(header::IF_MATCH) {
+        None => None,
+        Some(v) => Some(v.to_str().ok().and_then(IfMatch::parse).ok_or_else(|| {
+            AppError::bad_request(
+                "invalid_if_match",
+                "If-Match must be * or a list of entity tags such as \"3\"",
+            )
+        })?),
+    };
+    let cmd = Command::parse(action, &body)?;
+    let case = state
+        .db(move |conn| svc::act(conn, &p, &id, if_match, cmd))
+        .await?;
+    Ok(with_etag(HttpResponse::Ok(), &case))
+}
+
+/// `GET /api/v1/cases/{id}/events`.
+pub async fn events(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path_id(&id, "case")?;
+    let items = state.db(move |conn| svc::events(conn, &p, &id)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}

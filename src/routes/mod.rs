@@ -1,0 +1,104 @@
+//! The route table (all paths in one place) and the thin handlers behind it. Handlers extract,
+//! call one unit of work in `crate::service` through `AppState::db`, and shape the response.
+
+mod body;
+mod cases;
+mod health;
+mod reference;
+mod users;
+
+pub use body::JsonBody;
+
+use actix_web::{web, HttpRequest, HttpResponse, Resource};
+
+use crate::error::{query_error, AppError};
+
+/// A resource whose unsupported methods answer 405 problem+json.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, AppError> {
+    Err(AppError::MethodNotAllowed)
+}
+
+async fn no_route(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound {
+        detail: format!("no route for {}", req.path()),
+    })
+}
+
+/// Decoded query pairs; unreadable query strings answer 400.
+pub type QueryPairs = web::Query<Vec<(String, String)>>;
+
+/// Registers every route of the service.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| query_error(e).into()))
+        .app_data(
+            web::PathConfig::default().error_handler(|e, _| crate::error::path_error(e).into()),
+        )
+        .service(resource("/healthz").route(web::get().to(health::healthz)))
+        .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(
+            web::scope("/api/v1")
+                .service(resource("/auth/login").route(web::post().to(users::login)))
+                .service(resource("/me").route(web::get().to(users::me)))
+                .service(
+                    resource("/users")
+                        .route(web::get().to(users::list))
+                        .route(web::post().to(users::create)),
+                )
+                .service(resource("/users/{id}").route(web::get().to(users::get)))
+                .service(
+                    resource("/jurisdictions")
+                        .route(web::get().to(reference::list_jurisdictions))
+                        .route(web::post().to(reference::create_jurisdiction)),
+                )
+                .service(
+                    resource("/jurisdictions/{code}")
+                        .route(web::get().to(reference::get_jurisdiction))
+                        .route(web::patch().to(reference::patch_jurisdiction)),
+                )
+                .service(
+                    resource("/departments")
+                        .route(web::get().to(reference::list_departments))
+                        .route(web::post().to(reference::create_department)),
+                )
+                .service(
+                    resource("/departments/{id}")
+                        .route(web::get().to(reference::get_department))
+                        .route(web::patch().to(reference::patch_department)),
+                )
+                .service(
+                    resource("/categories")
+                        .route(web::get().to(reference::list_categories))
+                        .route(web::post().to(reference::create_category)),
+                )
+                .service(
+                    resource("/categories/{code}")
+                        .route(web::get().to(reference::get_category))
+                        .route(web::patch().to(reference::patch_category)),
+                )
+                .service(
+                    resource("/programmes")
+                        .route(web::get().to(reference::list_programmes))
+                        .route(web::post().to(reference::create_programme)),
+                )
+                .service(
+                    resource("/programmes/{id}")
+                        .route(web::get().to(reference::get_programme))
+                        .route(web::patch().to(reference::patch_programme)),
+                )
+                .service(
+                    resource("/cases")
+                        .route(web::get().to(cases::list))
+                        .route(web::post().to(cases::create)),
+                )
+                .service(resource("/cases/{id}").route(web::get().to(cases::get)))
+                .service(resource("/cases/{id}/events").route(web::get().to(cases::events)))
+                .service(
+                    resource("/cases/{id}/actions/{action}").route(web::post().to(cases::act)),
+                ),
+        )
+        .default_service(web::to(no_route));
+}

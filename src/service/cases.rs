@@ -1,0 +1,869 @@
+//! Cases: intake, reading, the filtered list, lifecycle actions and the audit trail.
+//!
+//! Every write runs in one transaction that changes the case, bumps its `version` and appends its
+//! event; an action first locks the case row, so two concurrent actions are serialised and the
+//! second sees the first's result (or fails `If-Match`).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::reference::{visible_jurisdiction, visible_programme};
+use super::{encode_cursor, Page, PageRequest};
+use crate::db::cases::{self as q, CaseFilter};
+use crate::db::models::{Case, CaseEvent, CaseLifecycleChanges};
+use crate::db::{reference, users, write_tx, DbConn};
+use crate::domain::access::{upper_bound, Principal};
+use crate::domain::input::{need, Input, Query};
+use crate::domain::lifecycle::{self, allowed_actions, CaseState, Command, EventDraft};
+use crate::domain::types::{Action, Channel, Kind, Outcome, Priority, Role, Satisfaction, Status};
+use crate::domain::util::{from_db, now, to_db, ts, ts_opt};
+use crate::error::{AppError, AppResult};
+
+/// Case refs number cases per jurisdiction and calendar year in China Standard Time.
+const CHINA_OFFSET_SECS: i64 = 8 * 3600;
+
+/// The complainant as shown to a reader; masked unless the reader may see personal data.
+#[derive(Debug, Serialize)]
+pub struct ComplainantView {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    /// Whether `name` and `phone` are masked.
+    pub masked: bool,
+}
+
+/// Where the case is.
+#[derive(Debug, Serialize)]
+pub struct LocationView {
+    pub address: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+}
+
+/// The source system's own reference for a case it pushed in.
+#[derive(Debug, Serialize)]
+pub struct ExternalView {
+    pub source: String,
+    pub id: String,
+}
+
+/// A case as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct CaseView {
+    pub id: String,
+    #[serde(rename = "ref")]
+    pub case_ref: String,
+    pub kind: String,
+    pub title: String,
+    pub description: String,
+    pub category_code: String,
+    pub jurisdiction_code: String,
+    pub programme_id: Option<String>,
+    pub channel: String,
+    pub priority: String,
+    pub complainant: Option<ComplainantView>,
+    pub location: Option<LocationView>,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub department_id: Option<String>,
+    pub assignee_id: Option<String>,
+    #[serde(with = "ts")]
+    pub due_at: DateTime<Utc>,
+    pub overdue: bool,
+    #[serde(with = "ts_opt")]
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    #[serde(with = "ts_opt")]
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub resolution: Option<String>,
+    #[serde(with = "ts_opt")]
+    pub verified_at: Option<DateTime<Utc>>,
+    #[serde(with = "ts_opt")]
+    pub closed_at: Option<DateTime<Utc>>,
+    pub satisfaction: Option<String>,
+    pub rework_count: i32,
+    pub duplicate_of: Option<String>,
+    pub external: Option<ExternalView>,
+    pub created_by: String,
+    #[serde(with = "ts")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "ts")]
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+    /// Actions the lifecycle allows from the current status.
+    pub allowed_actions: Vec<&'static str>,
+}
+
+impl CaseView {
+    /// The `ETag` of this version of the case.
+    pub fn etag(&self) -> String {
+        etag(self.version)
+    }
+}
+
+/// The strong `ETag` for a case version.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// Masks a name: first character kept, the rest starred (`张三丰` → `张**`).
+pub fn mask_name(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => std::iter::once(first).chain(chars.map(|_| '*')).collect(),
+        None => String::new(),
+    }
+}
+
+/// Masks a phone number: first three and last four digits kept (`13812345678` → `138****5678`).
+pub fn mask_phone(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    let (head, rest) = chars.split_at(3);
+    let (middle, tail) = rest.split_at(rest.len() - 4);
+    head.iter()
+        .chain(std::iter::repeat_n(&'*', middle.len()))
+        .chain(tail.iter())
+        .collect()
+}
+
+/// Whether the caller may see the complainant's name and phone unmasked: supervisors and admins
+/// of the subtree, the case's creator, and the department holding it. Viewers never.
+pub fn sees_personal_data(p: &Principal, case: &Case) -> bool {
+    match p.role {
+        Role::Admin | Role::Supervisor => true,
+        Role::Viewer => false,
+        Role::Caseworker => {
+            case.created_by == p.id
+                || (case.department_id.is_some() && case.department_id == p.department_id)
+        }
+    }
+}
+
+fn view(case: Case, p: &Principal, now: DateTime<Utc>) -> AppResult<CaseView> {
+    let status = Status::parse(&case.status)
+        .ok_or_else(|| AppError::Internal(format!("case {} has unknown status", case.id)))?;
+    let due_at = from_db(case.due_at);
+    let unmasked = sees_personal_data(p, &case);
+    let complainant =
+        (case.complainant_name.is_some() || case.complainant_phone.is_some()).then(|| {
+            ComplainantView {
+                name: case.complainant_name.as_deref().map(|n| {
+                    if unmasked {
+                        n.to_owned()
+                    } else {
+                        mask_name(n)
+                    }
+                }),
+                phone: case.complainant_phone.as_deref().map(|n| {
+                    if unmasked {
+                        n.to_owned()
+                    } else {
+                        mask_phone(n)
+                    }
+                }),
+                masked: !unmasked,
+            }
+        });
+    let location =
+        (case.location_address.is_some() || case.location_lat.is_some()).then(|| LocationView {
+            address: case.location_address,
+            lat: case.location_lat,
+            lon: case.location_lon,
+        });
+    let external = match (case.external_source, case.external_id) {
+        (Some(source), Some(id)) => Some(ExternalView { source, id }),
+        _ => None,
+    };
+    Ok(CaseView {
+        id: case.id,
+        case_ref: case.case_ref,
+        kind: case.kind,
+        title: case.title,
+        description: case.description,
+        category_code: case.category_code,
+        jurisdiction_code: case.jurisdiction_code,
+        programme_id: case.programme_id,
+        channel: case.channel,
+        priority: case.priority,
+        complainant,
+        location,
+        status: case.status,
+        outcome: case.outcome,
+        department_id: case.department_id,
+        assignee_id: case.assignee_id,
+        due_at,
+        overdue: status.is_open() && due_at < now,
+        acknowledged_at: case.acknowledged_at.map(from_db),
+        resolved_at: case.resolved_at.map(from_db),
+        resolved_by: case.resolved_by,
+        resolution: case.resolution,
+        verified_at: case.verified_at.map(from_db),
+        closed_at: case.closed_at.map(from_db),
+        satisfaction: case.satisfaction,
+        rework_count: case.rework_count,
+        duplicate_of: case.duplicate_of,
+        external,
+        created_by: case.created_by,
+        created_at: from_db(case.created_at),
+        updated_at: from_db(case.updated_at),
+        version: case.version,
+        allowed_actions: allowed_actions(status),
+    })
+}
+
+/// Body of `POST /cases`.
+#[derive(Debug)]
+pub struct NewCase {
+    kind: Kind,
+    title: String,
+    description: String,
+    category_code: String,
+    jurisdiction_code: String,
+    channel: Channel,
+    programme_id: Option<String>,
+    priority: Priority,
+    complainant_name: Option<String>,
+    complainant_phone: Option<String>,
+    location: Option<(Option<String>, Option<f64>, Option<f64>)>,
+    due_at: Option<DateTime<Utc>>,
+    external: Option<(String, String)>,
+}
+
+/// Whether a phone number looks like one: digits with an optional leading `+`, spaces and dashes,
+/// 5 to 20 characters.
+pub fn is_phone(phone: &str) -> bool {
+    let len = phone.chars().count();
+    (5..=20).contains(&len)
+        && phone
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_digit() || c == ' ' || c == '-' || (i == 0 && c == '+'))
+        && phone.chars().filter(char::is_ascii_digit).count() >= 5
+}
+
+impl NewCase {
+    /// Validates the body, reporting every bad field at once.
+    pub fn parse(body: &Value) -> AppResult<NewCase> {
+        let mut i = Input::new(body);
+        let kind = i.choice("kind", Kind::parse, Kind::NAMES);
+        let title = i.text("title", 200, false);
+        let description = i.text("description", 10_000, true);
+        let category_code = i.text("category_code", 32, false);
+        let jurisdiction_code = i.text("jurisdiction_code", 12, false);
+        let channel = i.choice("channel", Channel::parse, Channel::NAMES);
+        let programme_id = i.opt_uuid("programme_id");
+        let priority = i
+            .opt_choice("priority", Priority::parse, Priority::NAMES)
+            .unwrap_or(Priority::Normal);
+        let complainant = i.opt_object("complainant", |c| {
+            let name = c.opt_text("name", 100, false);
+            let phone = c.opt_text("phone", 20, false);
+            if phone.as_deref().is_some_and(|p| !is_phone(p)) {
+                c.error(
+                    "phone",
+                    "invalid_format",
+                    "digits, spaces, '-' and a leading '+' only; 5-20 characters",
+                );
+            }
+            Some((name, phone))
+        });
+        let location = i.opt_object("location", |l| {
+            let address = l.opt_text("address", 500, false);
+            let lat = l.opt_number("lat", -90.0, 90.0);
+            let lon = l.opt_number("lon", -180.0, 180.0);
+            if lat.is_some() != lon.is_some() {
+                l.error(
+                    if lat.is_some() { "lon" } else { "lat" },
+                    "required",
+                    "lat and lon go together",
+                );
+            }
+            if address.is_none() && lat.is_none() && !l.has("lat") && !l.has("lon") {
+                l.error(
+                    "address",
+                    "required",
+                    "a location needs an address or lat and lon",
+                );
+            }
+            Some((address, lat, lon))
+        });
+        let due_at = i.opt_timestamp("due_at");
+        let external = i.opt_object("external", |e| {
+            let source = e.text("source", 64, false);
+            let id = e.text("id", 128, false);
+            Some((source?, id?))
+        });
+        if due_at.is_some_and(|d| d <= now()) {
+            i.error(
+                "due_at",
+                "not_in_future",
+                "the deadline must be in the future",
+            );
+        }
+        i.finish()?;
+        let (complainant_name, complainant_phone) = complainant.unwrap_or((None, None));
+        Ok(NewCase {
+            kind: need(kind, "kind")?,
+            title: need(title, "title")?,
+            description: need(description, "description")?,
+            category_code: need(category_code, "category_code")?,
+            jurisdiction_code: need(jurisdiction_code, "jurisdiction_code")?,
+            channel: need(channel, "channel")?,
+            programme_id,
+            priority,
+            complainant_name,
+            complainant_phone,
+            location,
+            due_at,
+            external,
+        })
+    }
+}
+
+/// Logs a new case: checks its references, numbers it, sets its deadline from the category unless
+/// given, and records the `create` event — all in one transaction.
+pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseView> {
+    p.require_writer()?;
+    write_tx(conn, |conn| {
+        let mut errors = Vec::new();
+        let jurisdiction = visible_jurisdiction(conn, p, &new.jurisdiction_code).ok();
+        if jurisdiction.is_none() {
+            errors.push(crate::error::FieldError::new(
+                "jurisdiction_code",
+                "not_found",
+                "no such jurisdiction in your scope",
+            ));
+        }
+        let category = reference::category(conn, &new.category_code)?.filter(|c| c.active);
+        if category.is_none() {
+            errors.push(crate::error::FieldError::new(
+                "category_code",
+                "not_found",
+                "no such active category",
+            ));
+        }
+        if let Some(prog_id) = &new.programme_id {
+            let covers = match (visible_programme(conn, p, prog_id), &jurisdiction) {
+                (Ok(prog), Some(j)) => {
+                    let prog_path = visible_jurisdiction(conn, p, &prog.jurisdiction_code)
+                        .map(|pj| pj.path)
+                        .unwrap_or_default();
+                    j.path.starts_with(&prog_path)
+                }
+                (Ok(_), None) => true,
+                (Err(_), _) => {
+                    errors.push(crate::error::FieldError::new(
+                        "programme_id",
+                        "not_found",
+                        "no such programme in your scope",
+                    ));
+                    true
+                }
+            };
+            if !covers {
+                errors.push(crate::error::FieldError::new(
+                    "programme_id",
+                    "out_of_scope",
+                    "the programme does not cover the case's jurisdiction",
+                ));
+            }
+        }
+        let (Some(jurisdiction), Some(category), true) =
+            (jurisdiction, category, errors.is_empty())
+        else {
+            return Err(AppError::Validation(errors));
+        };
+        if let Some((source, id)) = &new.external {
+            if let Some(existing) = q::by_external(conn, source, id)? {
+                return Err(AppError::Conflict {
+                    code: "external_id_exists",
+                    detail: format!("a case with external id {source}/{id} already exists"),
+                    existing_id: Some(existing.id),
+                });
+            }
+        }
+        let t = now();
+        let due_at = new
+            .due_at
+            .unwrap_or(t + Duration::days(i64::from(category.deadline_days)));
+        let year = (t + Duration::seconds(CHINA_OFFSET_SECS)).format("%Y");
+        let prefix = format!("{}-{}", jurisdiction.code, year);
+        let number = q::next_ref_number(conn, &prefix)?;
+        let (address, lat, lon) = new.location.clone().unwrap_or((None, None, None));
+        let (external_source, external_id) = match new.external.clone() {
+            Some((s, i)) => (Some(s), Some(i)),
+            None => (None, None),
+        };
+        let case = Case {
+            id: super::new_id(),
+            case_ref: format!("{prefix}-{number:06}"),
+            kind: new.kind.as_str().to_owned(),
+            title: new.title,
+            description: new.description,
+            category_code: category.code,
+            jurisdiction_code: jurisdiction.code,
+            jurisdiction_path: jurisdiction.path,
+            programme_id: new.programme_id,
+            channel: new.channel.as_str().to_owned(),
+            priority: new.priority.as_str().to_owned(),
+            complainant_name: new.complainant_name,
+            complainant_phone: new.complainant_phone,
+            location_address: address,
+            location_lat: lat,
+            location_lon: lon,
+            status: Status::Received.as_str().to_owned(),
+            outcome: None,
+            department_id: None,
+            assignee_id: None,
+            due_at: to_db(due_at),
+            acknowledged_at: None,
+            resolved_at: None,
+            resolved_by: None,
+            resolution: None,
+            verified_at: None,
+            closed_at: None,
+            satisfaction: None,
+            rework_count: 0,
+            duplicate_of: None,
+            external_source,
+            external_id,
+            created_by: p.id.clone(),
+            created_at: to_db(t),
+            updated_at: to_db(t),
+            version: 1,
+        };
+        q::insert(conn, &case).map_err(|e| match AppError::from(e) {
+            AppError::Conflict { .. } => AppError::conflict(
+                "external_id_exists",
+                "a case with this external id already exists",
+            ),
+            other => other,
+        })?;
+        let draft = EventDraft {
+            action: Action::Create,
+            from_status: Status::Received,
+            to_status: Status::Received,
+            note: None,
+            data: json!({ "kind": case.kind, "channel": case.channel, "category_code": case.category_code,
+                          "due_at": crate::domain::util::rfc3339(due_at) }),
+        };
+        record_event(conn, &case.id, 1, None, &draft, p, t)?;
+        tracing::info!(case_id = %case.id, case_ref = %case.case_ref, "case created");
+        view(case, p, t)
+    })
+}
+
+fn record_event(
+    conn: &mut DbConn,
+    case_id: &str,
+    seq: i64,
+    from: Option<Status>,
+    draft: &EventDraft,
+    p: &Principal,
+    at: DateTime<Utc>,
+) -> AppResult<()> {
+    q::insert_event(
+        conn,
+        &CaseEvent {
+            case_id: case_id.to_owned(),
+            seq,
+            action: draft.action.as_str().to_owned(),
+            from_status: from.map(|s| s.as_str().to_owned()),
+            to_status: draft.to_status.as_str().to_owned(),
+            actor_id: p.id.clone(),
+            actor_name: p.name.clone(),
+            at: to_db(at),
+            note: draft.note.clone(),
+            data: draft.data.to_string(),
+        },
+    )
+    .map_err(|e| match AppError::from(e) {
+        // Two events with one seq: another transaction moved the case first.
+        AppError::Conflict { .. } => AppError::conflict(
+            "concurrent_update",
+            "the case changed while this action ran; retry",
+        ),
+        other => other,
+    })
+}
+
+/// A case the caller may read, or 404 (also for cases outside the caller's scope).
+fn readable(case: Option<Case>, p: &Principal) -> AppResult<Case> {
+    case.filter(|c| {
+        p.can_read_case(
+            &c.jurisdiction_path,
+            &c.created_by,
+            c.department_id.as_deref(),
+        )
+    })
+    .ok_or_else(|| AppError::not_found("case"))
+}
+
+/// One case.
+pub fn get(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<CaseView> {
+    let case = readable(q::get(conn, id)?, p)?;
+    view(case, p, now())
+}
+
+/// The `If-Match` precondition of an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any current version.
+    Any,
+    /// A list of entity tags (weak ones compared by their opaque part).
+    Tags(Vec<String>),
+}
+
+impl IfMatch {
+    /// Parses the header value; `None` if it is not a list of entity tags.
+    pub fn parse(value: &str) -> Option<IfMatch> {
+        let value = value.trim();
+        if value == "*" {
+            return Some(IfMatch::Any);
+        }
+        let tags: Option<Vec<String>> = value
+            .split(',')
+            .map(|t| {
+                let t = t.trim();
+                let t = t.strip_prefix("W/").unwrap_or(t);
+                (t.len() >= 2 && t.starts_with('"') && t.ends_with('"')).then(|| t.to_owned())
+            })
+            .collect();
+        tags.filter(|t| !t.is_empty()).map(IfMatch::Tags)
+    }
+
+    fn matches(&self, version: i64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Tags(tags) => tags.iter().any(|t| *t == etag(version)),
+        }
+    }
+}
+
+fn state_of(case: &Case) -> AppResult<CaseState> {
+    let corrupt =
+        |what: &str| AppError::Internal(format!("case {} has an unknown {what}", case.id));
+    Ok(CaseState {
+        id: case.id.clone(),
+        status: Status::parse(&case.status).ok_or_else(|| corrupt("status"))?,
+        outcome: case
+            .outcome
+            .as_deref()
+            .map(|o| Outcome::parse(o).ok_or_else(|| corrupt("outcome")))
+            .transpose()?,
+        department_id: case.department_id.clone(),
+        assignee_id: case.assignee_id.clone(),
+        due_at: from_db(case.due_at),
+        acknowledged_at: case.acknowledged_at.map(from_db),
+        resolved_at: case.resolved_at.map(from_db),
+        resolved_by: case.resolved_by.clone(),
+        resolution: case.resolution.clone(),
+        verified_at: case.verified_at.map(from_db),
+        closed_at: case.closed_at.map(from_db),
+        satisfaction: case
+            .satisfaction
+            .as_deref()
+            .map(|s| Satisfaction::parse(s).ok_or_else(|| corrupt("satisfaction")))
+            .transpose()?,
+        rework_count: case.rework_count,
+        duplicate_of: case.duplicate_of.clone(),
+        version: case.version,
+    })
+}
+
+/// Checks the department (and assignee) an action hands the case to: it must exist, be active,
+/// be in the caller's scope and on the case's branch of the tree (an ancestor or a descendant).
+fn check_target(conn: &mut DbConn, p: &Principal, case: &Case, cmd: &Command) -> AppResult<()> {
+    let Some(dept_id) = cmd.target_department() else {
+        return Ok(());
+    };
+    let bad = |msg: &str| AppError::invalid("department_id", "not_found", msg.to_owned());
+    let dept = reference::department(conn, dept_id)?
+        .filter(|d| d.active)
+        .ok_or_else(|| bad("no such active department"))?;
+    let dept_path = visible_jurisdiction(conn, p, &dept.jurisdiction_code)
+        .map_err(|_| bad("no such active department in your scope"))?
+        .path;
+    if !(case.jurisdiction_path.starts_with(&dept_path)
+        || dept_path.starts_with(&case.jurisdiction_path))
+    {
+        return Err(AppError::invalid(
+            "department_id",
+            "out_of_scope",
+            "the department does not serve the case's jurisdiction",
+        ));
+    }
+    if let Command::Assign {
+        assignee_id: Some(user_id),
+        ..
+    }
+    | Command::Reassign {
+        assignee_id: Some(user_id),
+        ..
+    } = cmd
+    {
+        let user = users::by_id(conn, user_id)?;
+        if !user.is_some_and(|u| u.active && u.department_id.as_deref() == Some(dept_id)) {
+            return Err(AppError::invalid(
+                "assignee_id",
+                "not_found",
+                "no such active user in that department",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Takes a lifecycle action: locks the case, checks `If-Match`, the references and the rules,
+/// writes the change and its event, and returns the new state of the case.
+pub fn act(
+    conn: &mut DbConn,
+    p: &Principal,
+    id: &str,
+    if_match: Option<IfMatch>,
+    cmd: Command,
+) -> AppResult<CaseView> {
+    write_tx(conn, |conn| {
+        let case = readable(q::get_for_update(conn, id)?, p)?;
+        if let Some(cond) = &if_match {
+            if !cond.matches(case.version) {
+                return Err(AppError::StaleVersion {
+                    expected: match cond {
+                        IfMatch::Any => "*".to_owned(),
+                        IfMatch::Tags(t) => t.join(", "),
+                    },
+                    current: case.version,
+                });
+            }
+        }
+        if let Command::Dismiss {
+            duplicate_of: Some(dup),
+            ..
+        } = &cmd
+        {
+            if dup != id && readable(q::get(conn, dup)?, p).is_err() {
+                return Err(AppError::invalid(
+                    "duplicate_of",
+                    "not_found",
+                    "no such case",
+                ));
+            }
+        }
+        let mut state = state_of(&case)?;
+        let from = state.status;
+        let old_version = state.version;
+        let t = now();
+        // The rules decide first (so a refused action says why); the references are checked
+        // before anything is written.
+        let target_check = cmd.clone();
+        let draft = lifecycle::apply(&mut state, cmd, p, t)?;
+        check_target(conn, p, &case, &target_check)?;
+        let changes = CaseLifecycleChanges {
+            status: state.status.as_str().to_owned(),
+            outcome: state.outcome.map(|o| o.as_str().to_owned()),
+            department_id: state.department_id.clone(),
+            assignee_id: state.assignee_id.clone(),
+            due_at: to_db(state.due_at),
+            acknowledged_at: state.acknowledged_at.map(to_db),
+            resolved_at: state.resolved_at.map(to_db),
+            resolved_by: state.resolved_by.clone(),
+            resolution: state.resolution.clone(),
+            verified_at: state.verified_at.map(to_db),
+            closed_at: state.closed_at.map(to_db),
+            satisfaction: state.satisfaction.map(|s| s.as_str().to_owned()),
+            rework_count: state.rework_count,
+            duplicate_of: state.duplicate_of.clone(),
+            updated_at: to_db(t),
+            version: state.version,
+        };
+        if !q::update_lifecycle(conn, id, old_version, &changes)? {
+            return Err(AppError::StaleVersion {
+                expected: etag(old_version),
+                current: old_version + 1,
+            });
+        }
+        record_event(conn, id, state.version, Some(from), &draft, p, t)?;
+        tracing::info!(case_id = %id, action = %draft.action, from = %from, to = %draft.to_status, "case action");
+        let updated = q::get(conn, id)?.ok_or_else(|| AppError::not_found("case"))?;
+        view(updated, p, t)
+    })
+}
+
+/// An event as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub seq: i64,
+    pub action: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub actor: ActorView,
+    #[serde(with = "ts")]
+    pub at: DateTime<Utc>,
+    pub note: Option<String>,
+    pub data: Value,
+}
+
+/// Who took an action.
+#[derive(Debug, Serialize)]
+pub struct ActorView {
+    pub id: String,
+    pub name: String,
+}
+
+/// The audit trail of a case the caller may read.
+pub fn events(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<Vec<EventView>> {
+    readable(q::get(conn, id)?, p)?;
+    let rows = q::events(conn, id)?;
+    Ok(rows
+        .into_iter()
+        .map(|e| EventView {
+            seq: e.seq,
+            action: e.action,
+            from_status: e.from_status,
+            to_status: e.to_status,
+            actor: ActorView {
+                id: e.actor_id,
+                name: e.actor_name,
+            },
+            at: from_db(e.at),
+            note: e.note,
+            data: serde_json::from_str(&e.data).unwrap_or(Value::Null),
+        })
+        .collect())
+}
+
+/// The filters of `GET /cases`, read from the query string.
+#[derive(Debug, Default)]
+pub struct ListQuery {
+    filter: CaseFilter,
+    jurisdiction_code: Option<String>,
+    page: Option<PageRequest>,
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn like_pattern(q: &str) -> String {
+    let mut out = String::with_capacity(q.len() + 2);
+    out.push('%');
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+impl ListQuery {
+    /// Reads and validates the query string.
+    pub fn parse(pairs: &[(String, String)]) -> AppResult<ListQuery> {
+        let mut qs = Query::new(pairs);
+        let page = PageRequest::read(&mut qs);
+        let after = match &page.after {
+            None => None,
+            Some(c) => {
+                let parsed = c.split_once('|').and_then(|(micros, id)| {
+                    let micros: i64 = micros.parse().ok()?;
+                    let at = DateTime::<Utc>::from_timestamp_micros(micros)?;
+                    Some((to_db(at), id.to_owned()))
+                });
+                if parsed.is_none() {
+                    qs.error(
+                        "cursor",
+                        "invalid_cursor",
+                        "not a cursor returned by this list",
+                    );
+                }
+                parsed
+            }
+        };
+        let external_source = qs.text("external_source", 64);
+        let external_id = qs.text("external_id", 128);
+        if external_source.is_some() != external_id.is_some() {
+            qs.error(
+                "external_id",
+                "required",
+                "external_source and external_id go together",
+            );
+        }
+        let filter = CaseFilter {
+            status: qs
+                .choice("status", Status::parse, Status::NAMES)
+                .map(|s| s.as_str().to_owned()),
+            kind: qs
+                .choice("kind", Kind::parse, Kind::NAMES)
+                .map(|s| s.as_str().to_owned()),
+            category_code: qs.text("category_code", 32),
+            department_id: qs.uuid("department_id"),
+            programme_id: qs.uuid("programme_id"),
+            overdue: qs.boolean("overdue"),
+            created_from: qs.timestamp("created_from").map(to_db),
+            created_to: qs.timestamp("created_to").map(to_db),
+            due_from: qs.timestamp("due_from").map(to_db),
+            due_to: qs.timestamp("due_to").map(to_db),
+            q_pattern: qs.text("q", 100).map(|q| like_pattern(&q)),
+            external: external_source.zip(external_id),
+            after,
+            ..CaseFilter::default()
+        };
+        let jurisdiction_code = qs.text("jurisdiction_code", 12);
+        qs.finish()?;
+        Ok(ListQuery {
+            filter,
+            jurisdiction_code,
+            page: Some(page),
+        })
+    }
+}
+
+/// Cases the caller may read that match the query, newest first.
+pub fn list(conn: &mut DbConn, p: &Principal, query: ListQuery) -> AppResult<Page<CaseView>> {
+    let ListQuery {
+        mut filter,
+        jurisdiction_code,
+        page,
+    } = query;
+    let page = page.unwrap_or(PageRequest {
+        limit: super::DEFAULT_LIMIT,
+        after: None,
+    });
+    filter.scope = p.scope_path.as_ref().map(|s| (s.clone(), upper_bound(s)));
+    if p.role == Role::Caseworker {
+        filter.own = Some((p.id.clone(), p.department_id.clone()));
+    }
+    if let Some(code) = jurisdiction_code {
+        let j = visible_jurisdiction(conn, p, &code).map_err(|_| {
+            AppError::invalid(
+                "jurisdiction_code",
+                "not_found",
+                "no such jurisdiction in your scope",
+            )
+        })?;
+        filter.subtree = Some((j.path.clone(), upper_bound(&j.path)));
+    }
+    let t = now();
+    filter.now = Some(to_db(t));
+    let rows = q::list(conn, &filter, page.limit + 1)?;
+    let more = rows.len() as i64 > page.limit;
+    let mut items = Vec::with_capacity(rows.len());
+    let mut last_key = None;
+    for case in rows.into_iter().take(page.limit as usize) {
+        last_key = Some(format!(
+            "{}|{}",
+            from_db(case.created_at).timestamp_micros(),
+            case.id
+        ));
+        items.push(view(case, p, t)?);
+    }
+    Ok(Page {
+        items,
+        next_cursor: if more {
+            last_key.map(|k| encode_cursor(&k))
+        } else {
+            None
+        },
+    })
+}

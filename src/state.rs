@@ -1,0 +1,60 @@
+//! The application state shared by all workers, and the one way handlers reach the database.
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::auth::password::Hasher;
+use crate::auth::token::TokenKeys;
+use crate::config::Config;
+use crate::db::{Backend, DbConn, DbPool};
+use crate::error::{AppError, AppResult};
+
+/// Shared state: the pool, the signing keys, the password hasher, the configuration.
+pub struct AppState {
+    /// The database pool.
+    pub pool: DbPool,
+    /// Which database.
+    pub backend: Backend,
+    /// Access-token keys.
+    pub tokens: TokenKeys,
+    /// Password hasher.
+    pub hasher: Hasher,
+    /// Settings.
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// Runs one unit of work (take a connection, do the queries, give it back) on the blocking
+    /// thread pool, inside the caller's tracing span so its log lines keep the request id.
+    pub async fn db<T, F>(&self, work: F) -> AppResult<T>
+    where
+        F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        web::block(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get()?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(AppError::from)?
+    }
+
+    /// Runs CPU-heavy work (password hashing) on the blocking pool.
+    pub async fn cpu<T, F>(&self, work: F) -> AppResult<T>
+    where
+        F: FnOnce() -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let span = tracing::Span::current();
+        web::block(move || {
+            let _entered = span.enter();
+            work()
+        })
+        .await
+        .map_err(AppError::from)?
+    }
+}
