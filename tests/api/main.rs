@@ -1,0 +1,12 @@
+//! The integration suite: every test runs against a real server on its own database, once on
+//! SQLite and once on PostgreSQL (see `support::both!`).
+
+#[macro_use]
+pub mod support;
+
+mod auth;
+mod cases;
+mod errors;
+mod lifecycle;
+mod project;
+mod reference;

@@ -1,0 +1,318 @@
+//! Checks on the project itself: migrations in step, the compose file, the contract, the CLI and
+//! the README walkthrough (run for real against the built binary).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::support::{fresh_database, Backend};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn migration_names(backend: &str) -> BTreeSet<String> {
+    std::fs::read_dir(root().join("migrations").join(backend))
+        .expect("migrations dir")
+        .map(|e| e.expect("entry"))
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            for f in ["up.sql", "down.sql"] {
+                assert!(e.path().join(f).is_file(), "{backend}/{name} lacks {f}");
+            }
+            name
+        })
+        .collect()
+}
+
+fn created_tables(sql: &str) -> BTreeSet<String> {
+    sql.lines()
+        .filter_map(|l| l.trim().strip_prefix("CREATE TABLE "))
+        .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn migrations_have_the_same_names_and_tables_on_both_backends() {
+    let sqlite = migration_names("sqlite");
+    let postgres = migration_names("postgres");
+    assert!(!sqlite.is_empty());
+    assert_eq!(
+        sqlite, postgres,
+        "migrations/sqlite and migrations/postgres have drifted"
+    );
+    for name in &sqlite {
+        let read = |b: &str| {
+            std::fs::read_to_string(root().join("migrations").join(b).join(name).join("up.sql"))
+                .expect("up.sql")
+        };
+        assert_eq!(
+            created_tables(&read("sqlite")),
+            created_tables(&read("postgres")),
+            "{name} creates different tables"
+        );
+    }
+}
+
+#[test]
+fn docker_compose_runs_the_service_against_postgres() {
+    let text =
+        std::fs::read_to_string(root().join("docker-compose.yml")).expect("docker-compose.yml");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+    let services = doc["services"].as_mapping().expect("services");
+    let (db_name, db) = services
+        .iter()
+        .find(|(_, s)| {
+            s["image"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("postgres"))
+        })
+        .expect("a postgres service");
+    let db_name = db_name.as_str().expect("name");
+    let app = &doc["services"]["minsheng"];
+    assert!(
+        app["build"].is_mapping() || app["build"].is_string(),
+        "the service builds from the Dockerfile"
+    );
+    assert!(root().join("Dockerfile").is_file());
+    let env = &app["environment"];
+    let url = env["DATABASE_URL"]
+        .as_str()
+        .expect("DATABASE_URL in the service's environment");
+    assert!(url.starts_with("postgres://"), "{url}");
+    let host = url
+        .split('@')
+        .nth(1)
+        .and_then(|h| h.split([':', '/']).next())
+        .expect("host");
+    assert_eq!(
+        host, db_name,
+        "DATABASE_URL must point at the database service"
+    );
+    let user = db["environment"]["POSTGRES_USER"]
+        .as_str()
+        .expect("POSTGRES_USER");
+    let database = db["environment"]["POSTGRES_DB"]
+        .as_str()
+        .expect("POSTGRES_DB");
+    assert!(
+        url.contains(&format!("//{user}:")) && url.ends_with(&format!("/{database}")),
+        "{url}"
+    );
+    assert!(env["MINSHENG_LISTEN"]
+        .as_str()
+        .is_some_and(|l| l.starts_with("0.0.0.0:")));
+    let depends = format!("{:?}", app["depends_on"]);
+    assert!(
+        depends.contains(db_name),
+        "the service waits for the database"
+    );
+}
+
+/// `(METHOD, path)` pairs registered in `src/routes/mod.rs`.
+fn registered_routes() -> BTreeSet<(String, String)> {
+    let src = std::fs::read_to_string(root().join("src/routes/mod.rs")).expect("routes");
+    let mut routes = BTreeSet::new();
+    let mut scope = String::new();
+    let mut current: Option<String> = None;
+    for line in src.lines() {
+        if let Some(rest) = line.split("web::scope(\"").nth(1) {
+            scope = rest.split('"').next().unwrap_or("").to_owned();
+        }
+        if let Some(rest) = line.split("resource(\"").nth(1) {
+            let path = rest.split('"').next().unwrap_or("");
+            let full = if path.starts_with("/healthz") || path.starts_with("/readyz") {
+                path.to_owned()
+            } else {
+                format!("{scope}{path}")
+            };
+            current = Some(full);
+        }
+        for (needle, method) in [
+            ("web::get()", "GET"),
+            ("web::post()", "POST"),
+            ("web::patch()", "PATCH"),
+            ("web::put()", "PUT"),
+            ("web::delete()", "DELETE"),
+        ] {
+            for _ in line.matches(needle) {
+                routes.insert((
+                    method.to_owned(),
+                    current.clone().expect("route before resource"),
+                ));
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn openapi_describes_exactly_the_registered_routes() {
+    let text =
+        std::fs::read_to_string(root().join("openapi/openapi.yaml")).expect("openapi/openapi.yaml");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+    assert!(doc["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.1")));
+    let mut spec = BTreeSet::new();
+    for (path, item) in doc["paths"].as_mapping().expect("paths") {
+        for (method, _) in item.as_mapping().expect("path item") {
+            let m = method.as_str().expect("method").to_ascii_uppercase();
+            if ["GET", "POST", "PATCH", "PUT", "DELETE"].contains(&m.as_str()) {
+                spec.insert((m, path.as_str().expect("path").to_owned()));
+            }
+        }
+    }
+    let routes = registered_routes();
+    assert!(routes.len() > 20);
+    let undocumented: Vec<_> = routes.difference(&spec).collect();
+    let phantom: Vec<_> = spec.difference(&routes).collect();
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from openapi.yaml: {undocumented:?}"
+    );
+    assert!(
+        phantom.is_empty(),
+        "openapi.yaml describes routes the service lacks: {phantom:?}"
+    );
+}
+
+#[test]
+fn create_admin_refuses_weak_passwords() {
+    let dir = tempfile::tempdir().expect("dir");
+    let run = |password: &str| {
+        Command::new(env!("CARGO_BIN_EXE_minsheng"))
+            .args([
+                "create-admin",
+                "--username",
+                "chief",
+                "--password",
+                password,
+            ])
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env("MINSHENG_ARGON2_MEMORY_KIB", "64")
+            .output()
+            .expect("run")
+    };
+    for weak in ["short", "password123", "chief-is-me-2026", "aaaaaaaaaaaa"] {
+        let out = run(weak);
+        assert!(!out.status.success(), "{weak} was accepted");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("weak password"));
+    }
+    let out = run("Strong-Enough-2026");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // With no configuration the database is ./minsheng.db, created and migrated.
+    assert!(dir.path().join("minsheng.db").is_file());
+    let again = run("Strong-Enough-2026");
+    assert!(!again.status.success(), "duplicate username accepted");
+    let migrate = Command::new(env!("CARGO_BIN_EXE_minsheng"))
+        .arg("migrate")
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert!(migrate.status.success());
+}
+
+/// The fenced `sh` blocks between the walkthrough markers of the README.
+fn walkthrough_script() -> String {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let start = readme
+        .find("<!-- walkthrough:start -->")
+        .expect("walkthrough start marker");
+    let end = readme
+        .find("<!-- walkthrough:end -->")
+        .expect("walkthrough end marker");
+    let mut script = String::new();
+    let mut in_block = false;
+    for line in readme[start..end].lines() {
+        if line.starts_with("```sh") {
+            in_block = true;
+        } else if line.starts_with("```") {
+            in_block = false;
+        } else if in_block {
+            script.push_str(line);
+            script.push('\n');
+        }
+    }
+    script
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn readme_walkthrough_works_as_written(b: Backend) {
+    let script = walkthrough_script();
+    assert!(script.contains("curl"), "the walkthrough has commands");
+    let dir = tempfile::tempdir().expect("dir");
+    let (database_url, _schema) = fresh_database(b, dir.path());
+    let port = free_port();
+    let bin = env!("CARGO_BIN_EXE_minsheng");
+    let mut envs: Vec<(&str, String)> = vec![
+        ("MINSHENG_LISTEN", format!("127.0.0.1:{port}")),
+        ("MINSHENG_ARGON2_MEMORY_KIB", "64".to_owned()),
+        ("MINSHENG_WORKERS", "2".to_owned()),
+    ];
+    if b == Backend::Postgres {
+        envs.push(("DATABASE_URL", database_url.clone()));
+    }
+    let mut server = Command::new(bin);
+    server
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in &envs {
+        server.env(k, v);
+    }
+    let mut server = server.spawn().expect("start server");
+    let ready = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(ready, "server did not come up");
+    // `cargo run -q -- ARGS` in the README runs the binary this test was built with.
+    let shim = format!("cargo() {{ if [ \"$1 $2 $3\" = \"run -q --\" ]; then shift 3; \"{bin}\" \"$@\"; else command cargo \"$@\"; fi; }}\n");
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(format!("set -euo pipefail\n{shim}{script}"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("BASE", format!("http://127.0.0.1:{port}"));
+    for (k, v) in &envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("bash");
+    let _ = server.kill();
+    let _ = server.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "walkthrough failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("\"closed\""),
+        "the walkthrough ends with a closed case:\n{stdout}"
+    );
+    if let Some(schema) = _schema {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        if let Ok(mut c) = diesel::PgConnection::establish(&crate::support::pg_base_url()) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
+    }
+}
+
+both!(readme_walkthrough_works_as_written);

@@ -1,0 +1,497 @@
+//! The test harness: a real server per test on an ephemeral port, on its own database — a fresh
+//! SQLite file, or a fresh schema in the PostgreSQL at `MINSHENG_TEST_PG_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/test`) — and a small blocking HTTP client.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use minsheng::config::Config;
+use minsheng::domain::types::Role;
+use minsheng::service::users::NewUser;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares each listed test twice: in `sqlite` and in `postgres`.
+#[macro_export]
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name($crate::support::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name($crate::support::Backend::Postgres) } )*
+        }
+    };
+}
+
+/// The PostgreSQL server tests create their schemas in.
+pub fn pg_base_url() -> String {
+    std::env::var("MINSHENG_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    /// A header by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        &self.body
+    }
+
+    /// Asserts a problem+json answer with this status and code.
+    #[track_caller]
+    pub fn expect_problem(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "not problem+json: {}",
+            self.text
+        );
+        assert_eq!(
+            self.body["code"], code,
+            "unexpected problem code; body: {}",
+            self.text
+        );
+        assert_eq!(self.body["status"], status);
+        &self.body
+    }
+
+    /// The `field`s of a validation problem, sorted.
+    pub fn bad_fields(&self) -> Vec<String> {
+        let mut fields: Vec<String> = self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        fields.sort();
+        fields
+    }
+}
+
+/// A running service on a fresh database.
+pub struct TestApp {
+    pub backend: Backend,
+    pub base: String,
+    pub database_url: String,
+    agent: ureq::Agent,
+    stop: Option<actix_web::dev::ServerHandle>,
+    schema: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// The configuration every test server uses: cheap password hashing, a fixed JWT secret.
+pub fn test_config(database_url: &str) -> Config {
+    Config {
+        database_url: database_url.to_owned(),
+        listen: "127.0.0.1:0".to_owned(),
+        jwt_secret: Some("test-secret-0123456789abcdef0123456789".to_owned()),
+        pool_size: 8,
+        workers: Some(2),
+        argon2_memory_kib: 64,
+        argon2_iterations: 1,
+        shutdown_grace: Duration::from_secs(1),
+        ..Config::default()
+    }
+}
+
+/// Creates a fresh database for `backend` and returns its URL (and the PostgreSQL schema name).
+pub fn fresh_database(backend: Backend, dir: &std::path::Path) -> (String, Option<String>) {
+    match backend {
+        Backend::Sqlite => (dir.join("test.db").to_string_lossy().into_owned(), None),
+        Backend::Postgres => {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let base = pg_base_url();
+            let mut conn = diesel::PgConnection::establish(&base).unwrap_or_else(|e| {
+                panic!("PostgreSQL is needed for the postgres tests at {base}: {e}")
+            });
+            conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
+                .expect("create schema");
+            let sep = if base.contains('?') { '&' } else { '?' };
+            (
+                format!("{base}{sep}options=-csearch_path%3D{schema}"),
+                Some(schema),
+            )
+        }
+    }
+}
+
+impl TestApp {
+    /// Starts a service on a fresh database.
+    pub fn start(backend: Backend) -> TestApp {
+        Self::start_with(backend, |_| {})
+    }
+
+    /// Starts a service on a fresh database with adjusted configuration.
+    pub fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (database_url, schema) = fresh_database(backend, dir.path());
+        let mut config = test_config(&database_url);
+        adjust(&mut config);
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                let state = actix_web::web::Data::new(
+                    minsheng::init_state(config.clone()).expect("init state"),
+                );
+                let server = actix_web::HttpServer::new(move || minsheng::app(state.clone()))
+                    .workers(config.workers.unwrap_or(2))
+                    .shutdown_timeout(1)
+                    .disable_signals()
+                    .bind("127.0.0.1:0")
+                    .expect("bind");
+                let port = server.addrs()[0].port();
+                let server = server.run();
+                tx.send((port, server.handle())).expect("send port");
+                server.await.expect("server");
+            });
+        });
+        let (port, handle) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server did not start");
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(60))
+            .build();
+        TestApp {
+            backend,
+            base: format!("http://127.0.0.1:{port}"),
+            database_url,
+            agent,
+            stop: Some(handle),
+            schema,
+            _dir: dir,
+        }
+    }
+
+    /// Sends a request; `body` is sent as JSON when given.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self
+            .agent
+            .request(method, &format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let result = match body {
+            Some(b) => req.send_json(b.clone()),
+            None => req.call(),
+        };
+        Self::read(result)
+    }
+
+    /// Sends a raw body with a content type.
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Resp {
+        let mut req = self
+            .agent
+            .request(method, &format!("{}{}", self.base, path))
+            .set("Content-Type", content_type);
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        Self::read(req.send_bytes(body))
+    }
+
+    fn read(result: Result<ureq::Response, ureq::Error>) -> Resp {
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = resp.status();
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .filter_map(|n| {
+                resp.header(&n)
+                    .map(|v| (n.to_ascii_lowercase(), v.to_owned()))
+            })
+            .collect();
+        let text = resp.into_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> Resp {
+        self.call("GET", path, Some(token), None, &[])
+    }
+
+    pub fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call("POST", path, Some(token), Some(&body), &[])
+    }
+
+    pub fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call("PATCH", path, Some(token), Some(&body), &[])
+    }
+
+    /// Creates an admin straight in the database (as `minsheng create-admin` does).
+    pub fn create_admin(&self, username: &str, password: &str, jurisdiction: Option<&str>) {
+        let config = test_config(&self.database_url);
+        let state = minsheng::init_state(config).expect("state");
+        let hash = state.hasher.hash(password).expect("hash");
+        let mut conn = state.pool.get().expect("conn");
+        let new = NewUser {
+            username: username.to_owned(),
+            password: String::new(),
+            role: Role::Admin,
+            jurisdiction_code: jurisdiction.map(str::to_owned),
+            department_id: None,
+            display_name: None,
+        };
+        minsheng::service::users::create_admin(&mut conn, new, hash).expect("create admin");
+    }
+
+    /// Signs in and returns the access token.
+    #[track_caller]
+    pub fn login(&self, username: &str, password: &str) -> String {
+        let r = self.call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({"username": username, "password": password})),
+            &[],
+        );
+        r.expect(200)["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(handle) = self.stop.take() {
+            let _ = futures_lite_block(handle.stop(false));
+        }
+        if let Some(schema) = &self.schema {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            if let Ok(mut conn) = diesel::PgConnection::establish(&pg_base_url()) {
+                let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+/// Runs a future to completion on a throwaway runtime (used to stop the server from `Drop`).
+fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
+    actix_web::rt::System::new().block_on(f)
+}
+
+/// The password every seeded user has.
+pub const PASSWORD: &str = "Test-Password-2026";
+
+/// A seeded world: 云南省 530000 > 昭通市 530600 > {昭阳区 530602, 鲁甸县 530621}, departments,
+/// a category, and one user per role with their tokens.
+pub struct World {
+    pub app: TestApp,
+    pub admin: String,
+    pub supervisor: String,
+    pub supervisor2: String,
+    pub water_worker: String,
+    pub water_worker2: String,
+    pub roads_worker: String,
+    pub viewer: String,
+    pub sibling_supervisor: String,
+    pub water: String,
+    pub roads: String,
+    pub sibling_dept: String,
+    pub ids: HashMap<String, String>,
+}
+
+impl World {
+    /// Seeds a fresh service.
+    pub fn new(backend: Backend) -> World {
+        let app = TestApp::start(backend);
+        app.create_admin("root", PASSWORD, None);
+        let admin = app.login("root", PASSWORD);
+        for (code, name, parent) in [
+            ("530000", "云南省", None),
+            ("530600", "昭通市", Some("530000")),
+            ("530602", "昭阳区", Some("530600")),
+            ("530621", "鲁甸县", Some("530600")),
+        ] {
+            app.post(
+                "/api/v1/jurisdictions",
+                &admin,
+                json!({"code": code, "name": name, "parent_code": parent}),
+            )
+            .expect(201);
+        }
+        let dept = |name: &str, j: &str| -> String {
+            app.post(
+                "/api/v1/departments",
+                &admin,
+                json!({"name": name, "jurisdiction_code": j}),
+            )
+            .expect(201)["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        };
+        let water = dept("区水务局", "530602");
+        let roads = dept("区交通运输局", "530602");
+        let sibling_dept = dept("鲁甸县水务局", "530621");
+        app.post(
+            "/api/v1/categories",
+            &admin,
+            json!({"code": "drinking_water", "name": "饮水安全", "deadline_days": 15}),
+        )
+        .expect(201);
+        app.post(
+            "/api/v1/categories",
+            &admin,
+            json!({"code": "transport", "name": "交通出行", "deadline_days": 30}),
+        )
+        .expect(201);
+        let mut ids = HashMap::new();
+        let mut user = |username: &str, role: &str, j: &str, d: Option<&str>| -> String {
+            let r = app.post(
+                "/api/v1/users",
+                &admin,
+                json!({"username": username, "password": PASSWORD, "role": role, "jurisdiction_code": j, "department_id": d}),
+            );
+            ids.insert(
+                username.to_owned(),
+                r.expect(201)["id"].as_str().expect("id").to_owned(),
+            );
+            app.login(username, PASSWORD)
+        };
+        let supervisor = user("sup", "supervisor", "530602", None);
+        let supervisor2 = user("sup2", "supervisor", "530602", None);
+        let water_worker = user("water1", "caseworker", "530602", Some(&water));
+        let water_worker2 = user("water2", "caseworker", "530602", Some(&water));
+        let roads_worker = user("roads1", "caseworker", "530602", Some(&roads));
+        let viewer = user("viewer", "viewer", "530602", None);
+        let sibling_supervisor = user("ludian_sup", "supervisor", "530621", None);
+        World {
+            app,
+            admin,
+            supervisor,
+            supervisor2,
+            water_worker,
+            water_worker2,
+            roads_worker,
+            viewer,
+            sibling_supervisor,
+            water,
+            roads,
+            sibling_dept,
+            ids,
+        }
+    }
+
+    /// A valid complaint body in 昭阳区.
+    pub fn complaint(&self, title: &str) -> Value {
+        json!({
+            "kind": "complaint",
+            "title": title,
+            "description": "村民反映自来水停水三天，影响日常生活。",
+            "category_code": "drinking_water",
+            "jurisdiction_code": "530602",
+            "channel": "hotline",
+            "complainant": {"name": "张三丰", "phone": "13812345678"},
+            "location": {"address": "昭阳区凤凰街道某村", "lat": 27.32, "lon": 103.72}
+        })
+    }
+
+    /// Logs a complaint as the supervisor; returns its id.
+    pub fn new_case(&self, title: &str) -> String {
+        self.app
+            .post("/api/v1/cases", &self.supervisor, self.complaint(title))
+            .expect(201)["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
+    /// Takes an action and returns the response.
+    pub fn act(&self, token: &str, case: &str, action: &str, body: Value) -> Resp {
+        self.app.post(
+            &format!("/api/v1/cases/{case}/actions/{action}"),
+            token,
+            body,
+        )
+    }
+
+    /// Takes an action that must succeed; returns the case.
+    #[track_caller]
+    pub fn ok(&self, token: &str, case: &str, action: &str, body: Value) -> Value {
+        self.act(token, case, action, body).expect(200).clone()
+    }
+
+    /// Moves a new case to `resolved` (assigned to water, resolved by water1).
+    pub fn resolved_case(&self, title: &str) -> String {
+        let id = self.new_case(title);
+        self.ok(
+            &self.supervisor,
+            &id,
+            "assign",
+            json!({"department_id": self.water}),
+        );
+        self.ok(
+            &self.water_worker,
+            &id,
+            "resolve",
+            json!({"resolution": "已修复管道，恢复供水"}),
+        );
+        id
+    }
+}
