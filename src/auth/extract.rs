@@ -31,9 +31,9 @@ fn authenticate(req: &HttpRequest) -> Result<Principal, AppError> {
         .ok_or_else(missing)?;
     let value = value.to_str().map_err(|_| missing())?;
     let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(missing)?;
     state.tokens.verify(token)

@@ -99,6 +99,30 @@ impl<'a> Input<'a> {
         self.required(name, v)
     }
 
+    /// A required secret (a password), taken verbatim: never trimmed, at most `max` characters.
+    pub fn secret(&mut self, name: &str, max: usize) -> Option<String> {
+        let Some(value) = self.raw(name) else {
+            return self.required(name, None);
+        };
+        let Some(s) = value.as_str() else {
+            self.error(name, "invalid_type", "must be a string");
+            return None;
+        };
+        if s.is_empty() {
+            self.error(name, "required", "must not be empty");
+            return None;
+        }
+        if s.chars().count() > max {
+            self.error(
+                name,
+                "too_long",
+                format!("must be at most {max} characters"),
+            );
+            return None;
+        }
+        Some(s.to_owned())
+    }
+
     /// An optional value from a closed vocabulary.
     pub fn opt_choice<T>(
         &mut self,

@@ -389,6 +389,24 @@ pub struct EventDraft {
     pub data: Value,
 }
 
+/// Refuses roles that may never take `action` (403), before anything about the case is looked at.
+pub fn check_role(action: Action, actor: &Principal) -> AppResult<()> {
+    let rule = rule(action).ok_or_else(|| AppError::not_found("action"))?;
+    let role_ok = match rule.who {
+        Who::Supervisor => actor.role.supervises(),
+        Who::AssignedDepartment => matches!(actor.role, Role::Admin | Role::Caseworker),
+        Who::Reader => actor.role != Role::Viewer,
+    };
+    if role_ok {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden {
+            code: "role_not_permitted",
+            detail: format!("the {} role may not {action} a case", actor.role),
+        })
+    }
+}
+
 /// Checks that `actor` may take `cmd` on the case now, then changes `case` accordingly and returns
 /// the event to record. References (department, assignee, duplicate) must have been checked by the
 /// caller; this function knows only the lifecycle rules.
@@ -402,17 +420,7 @@ pub fn apply(
     let rule = rule(action)
         .ok_or_else(|| AppError::Internal(format!("no lifecycle rule for {action}")))?;
     // 1. Can this role ever take the action?
-    let role_ok = match rule.who {
-        Who::Supervisor => actor.role.supervises(),
-        Who::AssignedDepartment => matches!(actor.role, Role::Admin | Role::Caseworker),
-        Who::Reader => actor.role != Role::Viewer,
-    };
-    if !role_ok {
-        return Err(AppError::Forbidden {
-            code: "role_not_permitted",
-            detail: format!("the {} role may not {action} a case", actor.role),
-        });
-    }
+    check_role(action, actor)?;
     // 2. Does the lifecycle allow it from here?
     if !rule.from.contains(&case.status) {
         return Err(AppError::InvalidTransition {

@@ -67,6 +67,7 @@ pub async fn act(
         .ok_or_else(|| AppError::NotFound {
             detail: format!("no action {action}"),
         })?;
+    lifecycle::check_role(action, &p)?;
     let if_match = match req.headers().get(header::IF_MATCH) {
         None => None,
         Some(v) => Some(v.to_str().ok().and_then(IfMatch::parse).ok_or_else(|| {

@@ -168,7 +168,7 @@ fn view(case: Case, p: &Principal, now: DateTime<Utc>) -> AppResult<CaseView> {
             }
         });
     let location =
-        (case.location_address.is_some() || case.location_lat.is_some()).then(|| LocationView {
+        (case.location_address.is_some() || case.location_lat.is_some()).then_some(LocationView {
             address: case.location_address,
             lat: case.location_lat,
             lon: case.location_lon,
@@ -435,8 +435,10 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
             updated_at: to_db(t),
             version: 1,
         };
+        let has_external = case.external_id.is_some();
         q::insert(conn, &case).map_err(|e| match AppError::from(e) {
-            AppError::Conflict { .. } => AppError::conflict(
+            // Lost a race with a concurrent create of the same external id.
+            AppError::Conflict { .. } if has_external => AppError::conflict(
                 "external_id_exists",
                 "a case with this external id already exists",
             ),
@@ -680,9 +682,10 @@ pub fn act(
             version: state.version,
         };
         if !q::update_lifecycle(conn, id, old_version, &changes)? {
+            let current = q::get(conn, id)?.map_or(old_version, |c| c.version);
             return Err(AppError::StaleVersion {
                 expected: etag(old_version),
-                current: old_version + 1,
+                current,
             });
         }
         record_event(conn, id, state.version, Some(from), &draft, p, t)?;

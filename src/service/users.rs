@@ -67,7 +67,7 @@ impl Login {
     pub fn parse(body: &Value) -> AppResult<Self> {
         let mut i = Input::new(body);
         let username = i.text("username", 64, false);
-        let password = i.text("password", 128, false);
+        let password = i.secret("password", 128);
         i.finish()?;
         Ok(Login {
             username: need(username, "username")?,
@@ -127,7 +127,7 @@ impl NewUser {
     pub fn parse(body: &Value) -> AppResult<Self> {
         let mut i = Input::new(body);
         let username = i.text("username", 64, false);
-        let password = i.text("password", 128, false);
+        let password = i.secret("password", 128);
         let role = i.choice("role", Role::parse, Role::NAMES);
         let jurisdiction_code = i.opt_text("jurisdiction_code", 12, false);
         let department_id = i.opt_uuid("department_id");

@@ -41,6 +41,26 @@ fn login_and_tokens(b: Backend) {
     assert_eq!(wrong.body, unknown.body);
     let r = app.call("POST", "/api/v1/auth/login", None, Some(&json!({})), &[]);
     assert_eq!(r.bad_fields(), vec!["password", "username"]);
+    // Passwords are taken verbatim, spaces included, whether set by the CLI or the API.
+    app.create_admin("spacey", "  Spaces-Around-2026 ", None);
+    app.login("spacey", "  Spaces-Around-2026 ");
+    let trimmed = app.call(
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(&json!({"username": "spacey", "password": "Spaces-Around-2026"})),
+        &[],
+    );
+    trimmed.expect_problem(401, "invalid_credentials");
+    // The auth scheme is case-insensitive.
+    app.call(
+        "GET",
+        "/api/v1/me",
+        None,
+        None,
+        &[("Authorization", &format!("bearer {token}"))],
+    )
+    .expect(200);
     // Every endpoint but login and health needs a valid token.
     for path in [
         "/api/v1/me",

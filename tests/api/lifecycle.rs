@@ -175,6 +175,18 @@ fn role_rules_are_enforced(b: Backend) {
         .expect_problem(403, "role_not_permitted");
     w.act(&w.viewer, &id, "comment", json!({"text": "看看"}))
         .expect_problem(403, "role_not_permitted");
+    // The role is refused before the body or the version are looked at.
+    w.act(&w.viewer, &id, "assign", json!({}))
+        .expect_problem(403, "role_not_permitted");
+    let close = format!("/api/v1/cases/{id}/actions/close");
+    let r = w.app.call(
+        "POST",
+        &close,
+        Some(&w.water_worker),
+        None,
+        &[("If-Match", "\"9\"")],
+    );
+    r.expect_problem(403, "role_not_permitted");
     w.ok(
         &w.supervisor,
         &id,

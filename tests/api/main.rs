@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 //! The integration suite: every test runs against a real server on its own database, once on
 //! SQLite and once on PostgreSQL (see `support::both!`).
 

@@ -318,7 +318,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(handle) = self.stop.take() {
-            let _ = futures_lite_block(handle.stop(false));
+            futures_lite_block(handle.stop(false));
         }
         if let Some(schema) = &self.schema {
             use diesel::connection::SimpleConnection;
