@@ -28,6 +28,20 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     /// See `argon2_memory_kib`.
     pub argon2_iterations: u32,
+    /// `MINSHENG_REFRESH_TOKEN_TTL_SECS`: how long a session (and its refresh tokens) lasts (default 30 days).
+    pub refresh_token_ttl: Duration,
+    /// `MINSHENG_SESSION_CHECK_SECS`: how long a process trusts its last look at a session (default 5;
+    /// 0 checks the database on every request). Bounds how late a revocation by another process bites.
+    pub session_check_ttl: Duration,
+    /// `MINSHENG_LOGIN_MAX_FAILURES`: failed logins of one account before it is locked (default 5).
+    pub login_max_failures: i32,
+    /// `MINSHENG_LOGIN_MAX_FAILURES_PER_ADDRESS`: failed logins from one address before it is locked (default 50).
+    pub login_max_failures_per_address: i32,
+    /// `MINSHENG_LOGIN_LOCKOUT_SECS`: the failure-counting window and the lock's length (default 900).
+    pub login_lockout: Duration,
+    /// `MINSHENG_TRUST_FORWARDED_FOR`: take the client address from `X-Forwarded-For`/`Forwarded`
+    /// (only behind a proxy that sets them; default false).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Config {
@@ -44,6 +58,12 @@ impl Default for Config {
             workers: None,
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            session_check_ttl: Duration::from_secs(5),
+            login_max_failures: 5,
+            login_max_failures_per_address: 50,
+            login_lockout: Duration::from_secs(900),
+            trust_forwarded_for: false,
         }
     }
 }
@@ -53,17 +73,10 @@ impl Config {
     pub fn from_env() -> Result<Config, String> {
         let d = Config::default();
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        fn num<T: std::str::FromStr>(
-            name: &str,
-            value: Option<String>,
-            default: T,
-        ) -> Result<T, String> {
+        fn num<T: std::str::FromStr>(name: &str, value: Option<String>, default: T) -> Result<T, String> {
             match value {
                 None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("{name} must be a number, got {v:?}")),
+                Some(v) => v.trim().parse().map_err(|_| format!("{name} must be a number, got {v:?}")),
             }
         }
         Ok(Config {
@@ -75,22 +88,13 @@ impl Config {
                 var("MINSHENG_ACCESS_TOKEN_TTL_SECS"),
                 d.access_token_ttl.as_secs(),
             )?),
-            pool_size: num(
-                "MINSHENG_DB_POOL_SIZE",
-                var("MINSHENG_DB_POOL_SIZE"),
-                d.pool_size,
-            )?
-            .max(1),
+            pool_size: num("MINSHENG_DB_POOL_SIZE", var("MINSHENG_DB_POOL_SIZE"), d.pool_size)?.max(1),
             db_timeout: Duration::from_millis(num(
                 "MINSHENG_DB_TIMEOUT_MS",
                 var("MINSHENG_DB_TIMEOUT_MS"),
                 d.db_timeout.as_millis() as u64,
             )?),
-            max_body_bytes: num(
-                "MINSHENG_MAX_BODY_BYTES",
-                var("MINSHENG_MAX_BODY_BYTES"),
-                d.max_body_bytes,
-            )?,
+            max_body_bytes: num("MINSHENG_MAX_BODY_BYTES", var("MINSHENG_MAX_BODY_BYTES"), d.max_body_bytes)?,
             shutdown_grace: Duration::from_secs(num(
                 "MINSHENG_SHUTDOWN_GRACE_SECS",
                 var("MINSHENG_SHUTDOWN_GRACE_SECS"),
@@ -110,6 +114,34 @@ impl Config {
                 var("MINSHENG_ARGON2_ITERATIONS"),
                 d.argon2_iterations,
             )?,
+            refresh_token_ttl: Duration::from_secs(num(
+                "MINSHENG_REFRESH_TOKEN_TTL_SECS",
+                var("MINSHENG_REFRESH_TOKEN_TTL_SECS"),
+                d.refresh_token_ttl.as_secs(),
+            )?),
+            session_check_ttl: Duration::from_secs(num(
+                "MINSHENG_SESSION_CHECK_SECS",
+                var("MINSHENG_SESSION_CHECK_SECS"),
+                d.session_check_ttl.as_secs(),
+            )?),
+            login_max_failures: num(
+                "MINSHENG_LOGIN_MAX_FAILURES",
+                var("MINSHENG_LOGIN_MAX_FAILURES"),
+                d.login_max_failures,
+            )?
+            .max(1),
+            login_max_failures_per_address: num(
+                "MINSHENG_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                var("MINSHENG_LOGIN_MAX_FAILURES_PER_ADDRESS"),
+                d.login_max_failures_per_address,
+            )?
+            .max(1),
+            login_lockout: Duration::from_secs(num(
+                "MINSHENG_LOGIN_LOCKOUT_SECS",
+                var("MINSHENG_LOGIN_LOCKOUT_SECS"),
+                d.login_lockout.as_secs(),
+            )?),
+            trust_forwarded_for: matches!(var("MINSHENG_TRUST_FORWARDED_FOR").as_deref(), Some("1" | "true" | "yes")),
         })
     }
 }

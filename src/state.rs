@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix_web::web;
 
 use crate::auth::password::Hasher;
+use crate::auth::sessions::SessionCache;
 use crate::auth::token::TokenKeys;
 use crate::config::Config;
 use crate::db::{Backend, DbConn, DbPool};
@@ -20,6 +21,8 @@ pub struct AppState {
     pub tokens: TokenKeys,
     /// Password hasher.
     pub hasher: Hasher,
+    /// What this process remembers of session liveness.
+    pub sessions: SessionCache,
     /// Settings.
     pub config: Arc<Config>,
 }

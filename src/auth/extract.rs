@@ -1,8 +1,8 @@
-//! `Principal` as an actix extractor: every handler that takes one requires a valid bearer token.
-
-use std::future::{ready, Ready};
+//! `Principal` as an actix extractor: every handler that takes one requires a valid bearer token
+//! whose session is still live.
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 
 use crate::domain::access::Principal;
 use crate::error::AppError;
@@ -10,31 +10,59 @@ use crate::state::AppState;
 
 impl FromRequest for Principal {
     type Error = AppError;
-    type Future = Ready<Result<Principal, AppError>>;
+    type Future = LocalBoxFuture<'static, Result<Principal, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::Internal("application state missing".to_owned()))?;
+            let principal = state.tokens.verify(&token?)?;
+            let sid = principal.session_id.clone().ok_or_else(session_ended)?;
+            let live = match state.sessions.get(&sid) {
+                Some(live) => live,
+                None => {
+                    let check = sid.clone();
+                    let live = state
+                        .db(move |conn| crate::service::sessions::is_live(conn, &check, crate::domain::util::now()))
+                        .await?;
+                    state.sessions.put(&sid, live);
+                    live
+                }
+            };
+            if live {
+                Ok(principal)
+            } else {
+                Err(session_ended())
+            }
+        })
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Principal, AppError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| AppError::Internal("application state missing".to_owned()))?;
+fn session_ended() -> AppError {
+    AppError::Unauthenticated { code: "session_ended", detail: "the session has ended; sign in again".to_owned() }
+}
+
+/// The bearer token of the request (the scheme name is case-insensitive).
+fn bearer(req: &HttpRequest) -> Result<String, AppError> {
     let missing = || AppError::Unauthenticated {
         code: "unauthenticated",
         detail: "send Authorization: Bearer <token>".to_owned(),
     };
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(missing)?;
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(missing)?;
     let value = value.to_str().map_err(|_| missing())?;
-    let token = value
+    value
         .split_once(' ')
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
+        .map(|(_, token)| token.trim().to_owned())
         .filter(|t| !t.is_empty())
-        .ok_or_else(missing)?;
-    state.tokens.verify(token)
+        .ok_or_else(missing)
+}
+
+/// The client's address for throttling: the peer, or the forwarded-for address when configured.
+pub fn client_address(req: &HttpRequest, trust_forwarded: bool) -> String {
+    let info = req.connection_info();
+    let addr = if trust_forwarded { info.realip_remote_addr() } else { info.peer_addr() };
+    addr.map(|a| a.rsplit_once(':').map_or(a, |(host, _)| host).trim_matches(['[', ']']).to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
 }

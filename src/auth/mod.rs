@@ -2,4 +2,5 @@
 
 pub mod extract;
 pub mod password;
+pub mod sessions;
 pub mod token;

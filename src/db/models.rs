@@ -179,3 +179,16 @@ pub struct CaseEvent {
     pub note: Option<String>,
     pub data: String,
 }
+
+/// User fields an admin may change (`None` leaves a field as it is).
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChangeset {
+    pub role: Option<String>,
+    pub jurisdiction_code: Option<String>,
+    pub department_id: Option<String>,
+    pub display_name: Option<String>,
+    pub active: Option<bool>,
+    pub password_hash: Option<String>,
+    pub updated_at: Option<NaiveDateTime>,
+}

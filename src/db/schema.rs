@@ -147,3 +147,62 @@ diesel::allow_tables_to_appear_in_same_query!(
     cases,
     case_events,
 );
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        revoke_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        session_id -> Text,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        failures -> Integer,
+        window_start -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    personal_data_access (id) {
+        id -> Text,
+        case_id -> Text,
+        jurisdiction_path -> Text,
+        actor_id -> Text,
+        actor_name -> Text,
+        at -> Timestamp,
+        request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    admin_audit (id) {
+        id -> Text,
+        actor_id -> Text,
+        actor_name -> Text,
+        action -> Text,
+        target_type -> Text,
+        target_id -> Text,
+        jurisdiction_path -> Nullable<Text>,
+        at -> Timestamp,
+        details -> Text,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::allow_tables_to_appear_in_same_query!(sessions, users, refresh_tokens);

@@ -29,14 +29,14 @@ pub struct Principal {
     pub scope_path: Option<String>,
     /// The caseworker's department.
     pub department_id: Option<String>,
+    /// The sign-in session the access token belongs to (users only).
+    pub session_id: Option<String>,
 }
 
 impl Principal {
     /// Whether a jurisdiction (by its materialised path) is in the caller's subtree.
     pub fn in_scope(&self, path: &str) -> bool {
-        self.scope_path
-            .as_deref()
-            .is_none_or(|scope| path.starts_with(scope))
+        self.scope_path.as_deref().is_none_or(|scope| path.starts_with(scope))
     }
 
     /// Whether the caller may read a case in `path`, created by `created_by`, held by `department_id`.
@@ -47,8 +47,7 @@ impl Principal {
         }
         match self.role {
             Role::Caseworker => {
-                created_by == self.id
-                    || (department_id.is_some() && department_id == self.department_id.as_deref())
+                created_by == self.id || (department_id.is_some() && department_id == self.department_id.as_deref())
             }
             Role::Admin | Role::Supervisor | Role::Viewer => true,
         }
@@ -59,20 +58,14 @@ impl Principal {
         if self.role == Role::Admin {
             Ok(())
         } else {
-            Err(AppError::Forbidden {
-                code: "admin_only",
-                detail: "only administrators may do this".to_owned(),
-            })
+            Err(AppError::Forbidden { code: "admin_only", detail: "only administrators may do this".to_owned() })
         }
     }
 
     /// Refuses viewers (who only read).
     pub fn require_writer(&self) -> AppResult<()> {
         if self.role == Role::Viewer {
-            Err(AppError::Forbidden {
-                code: "role_not_permitted",
-                detail: "viewers have read-only access".to_owned(),
-            })
+            Err(AppError::Forbidden { code: "role_not_permitted", detail: "viewers have read-only access".to_owned() })
         } else {
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! The route table (all paths in one place) and the thin handlers behind it. Handlers extract,
 //! call one unit of work in `crate::service` through `AppState::db`, and shape the response.
 
+mod audit;
 mod body;
 mod cases;
 mod health;
@@ -23,9 +24,7 @@ async fn method_not_allowed() -> Result<HttpResponse, AppError> {
 }
 
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, AppError> {
-    Err(AppError::NotFound {
-        detail: format!("no route for {}", req.path()),
-    })
+    Err(AppError::NotFound { detail: format!("no route for {}", req.path()) })
 }
 
 /// Decoded query pairs; unreadable query strings answer 400.
@@ -34,21 +33,19 @@ pub type QueryPairs = web::Query<Vec<(String, String)>>;
 /// Registers every route of the service.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|e, _| query_error(e).into()))
-        .app_data(
-            web::PathConfig::default().error_handler(|e, _| crate::error::path_error(e).into()),
-        )
+        .app_data(web::PathConfig::default().error_handler(|e, _| crate::error::path_error(e).into()))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(
             web::scope("/api/v1")
                 .service(resource("/auth/login").route(web::post().to(users::login)))
+                .service(resource("/auth/refresh").route(web::post().to(users::refresh)))
+                .service(resource("/auth/logout").route(web::post().to(users::logout)))
                 .service(resource("/me").route(web::get().to(users::me)))
-                .service(
-                    resource("/users")
-                        .route(web::get().to(users::list))
-                        .route(web::post().to(users::create)),
-                )
-                .service(resource("/users/{id}").route(web::get().to(users::get)))
+                .service(resource("/me/password").route(web::post().to(users::change_own_password)))
+                .service(resource("/users").route(web::get().to(users::list)).route(web::post().to(users::create)))
+                .service(resource("/users/{id}").route(web::get().to(users::get)).route(web::patch().to(users::update)))
+                .service(resource("/users/{id}/password").route(web::post().to(users::reset_password)))
                 .service(
                     resource("/jurisdictions")
                         .route(web::get().to(reference::list_jurisdictions))
@@ -89,16 +86,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(reference::get_programme))
                         .route(web::patch().to(reference::patch_programme)),
                 )
-                .service(
-                    resource("/cases")
-                        .route(web::get().to(cases::list))
-                        .route(web::post().to(cases::create)),
-                )
+                .service(resource("/cases").route(web::get().to(cases::list)).route(web::post().to(cases::create)))
                 .service(resource("/cases/{id}").route(web::get().to(cases::get)))
                 .service(resource("/cases/{id}/events").route(web::get().to(cases::events)))
-                .service(
-                    resource("/cases/{id}/actions/{action}").route(web::post().to(cases::act)),
-                ),
+                .service(resource("/audit/admin").route(web::get().to(audit::admin)))
+                .service(resource("/audit/personal-data").route(web::get().to(audit::personal_data)))
+                .service(resource("/cases/{id}/actions/{action}").route(web::post().to(cases::act))),
         )
         .default_service(web::to(no_route));
 }

@@ -3,51 +3,186 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use actix_web::HttpRequest;
+
 use super::{JsonBody, QueryPairs};
+use crate::auth::extract::client_address;
+use crate::auth::password::check_policy;
 use crate::domain::access::Principal;
-use crate::domain::input::Query;
+use crate::domain::input::{need, Input, Query};
+use crate::domain::util::now;
 use crate::error::AppError;
+use crate::service::sessions::{self, Refreshed, ThrottlePolicy};
 use crate::service::{path_id, users as svc, PageRequest};
 use crate::state::AppState;
 
-/// `POST /api/v1/auth/login`: username and password for a short-lived access token.
+fn throttle_policy(state: &AppState) -> ThrottlePolicy {
+    ThrottlePolicy {
+        max_per_account: state.config.login_max_failures,
+        max_per_address: state.config.login_max_failures_per_address,
+        window: chrono::Duration::from_std(state.config.login_lockout).unwrap_or(chrono::Duration::minutes(15)),
+    }
+}
+
+fn session_ttl(state: &AppState) -> chrono::Duration {
+    chrono::Duration::from_std(state.config.refresh_token_ttl).unwrap_or(chrono::Duration::days(30))
+}
+
+/// The token pair handed out by login and refresh.
+fn tokens(state: &AppState, principal: &Principal, refresh_token: String) -> Result<HttpResponse, AppError> {
+    let access_token = state.tokens.issue(principal)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": state.tokens.ttl_secs(),
+        "refresh_token": refresh_token,
+        "refresh_expires_in": session_ttl(state).num_seconds(),
+    })))
+}
+
+/// `POST /api/v1/auth/login`: username and password for an access token and a refresh token.
+/// Failed attempts are counted per account and per client address; past the limit both are locked
+/// for a while (429 with `Retry-After`), whether or not the account exists.
 pub async fn login(
     state: web::Data<AppState>,
+    req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, AppError> {
     let login = svc::Login::parse(&body)?;
+    let address = client_address(&req, state.config.trust_forwarded_for);
+    let keys = sessions::throttle_keys(&login.username, &address);
+    let now = now();
+    let (lookup_keys, username) = (keys.clone(), login.username.clone());
     let found = state
-        .db(move |conn| svc::find_for_login(conn, &login.username).map(|f| (f, login.password)))
+        .db(move |conn| {
+            sessions::check_throttle(conn, &lookup_keys, now)?;
+            svc::find_for_login(conn, &username)
+        })
         .await?;
     let hasher = state.hasher.clone();
+    let password = login.password;
     let principal = state
         .cpu(move || {
-            let (found, password) = found;
             let (hash, principal) = match found {
                 Some((hash, principal)) => (Some(hash), Some(principal)),
                 None => (None, None),
             };
             // Unknown users are checked against a dummy hash: same work, same answer.
-            Ok(hasher
-                .verify(&password, hash.as_deref())
-                .then_some(principal)
-                .flatten())
+            Ok(hasher.verify(&password, hash.as_deref()).then_some(principal).flatten())
         })
         .await?;
     let Some(principal) = principal else {
+        let policy = throttle_policy(&state);
+        state.db(move |conn| sessions::record_failure(conn, &keys, &policy, now)).await?;
         tracing::info!("login refused");
         return Err(AppError::Unauthenticated {
             code: "invalid_credentials",
             detail: "wrong username or password".to_owned(),
         });
     };
-    let token = state.tokens.issue(&principal)?;
+    let ttl = session_ttl(&state);
+    let (principal, refresh) = state.db(move |conn| sessions::open(conn, principal, &keys[0], ttl, now)).await?;
     tracing::info!(user_id = %principal.id, "login");
-    Ok(HttpResponse::Ok().json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": state.tokens.ttl_secs(),
-    })))
+    tokens(&state, &principal, refresh)
+}
+
+/// `POST /api/v1/auth/refresh`: a refresh token for a new pair. Each refresh token works once;
+/// presenting a used one ends its session.
+pub async fn refresh(state: web::Data<AppState>, JsonBody(body): JsonBody) -> Result<HttpResponse, AppError> {
+    let mut i = Input::new(&body);
+    let token = i.secret("refresh_token", 200);
+    i.finish()?;
+    let token = need(token, "refresh_token")?;
+    match state.db(move |conn| sessions::refresh(conn, &token, now())).await? {
+        Refreshed::Ok(principal, next) => tokens(&state, &principal, next),
+        Refreshed::Reused(session_id) => {
+            state.sessions.forget(&[session_id]);
+            Err(AppError::Unauthenticated {
+                code: "refresh_token_reused",
+                detail: "this refresh token was already used; the session has been ended".to_owned(),
+            })
+        }
+    }
+}
+
+/// `POST /api/v1/auth/logout`: ends the caller's session (its access and refresh tokens).
+pub async fn logout(state: web::Data<AppState>, p: Principal) -> Result<HttpResponse, AppError> {
+    let ended = state.db(move |conn| sessions::logout(conn, &p, now())).await?;
+    state.sessions.forget(&ended);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/me/password`: `{current_password, new_password}`; ends every session of the user.
+pub async fn change_own_password(
+    state: web::Data<AppState>,
+    p: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, AppError> {
+    let mut i = Input::new(&body);
+    let current = i.secret("current_password", 128);
+    let new = i.secret("new_password", 128);
+    if let Some(pw) = &new {
+        if let Err(why) = check_policy(pw, &p.name) {
+            i.error("new_password", "weak_password", format!("the password {why}"));
+        }
+    }
+    i.finish()?;
+    let (current, new) = (need(current, "current_password")?, need(new, "new_password")?);
+    let user_id = p.id.clone();
+    let stored = state.db(move |conn| svc::password_hash(conn, &user_id)).await?;
+    let hasher = state.hasher.clone();
+    let hash = state
+        .cpu(move || {
+            if !hasher.verify(&current, Some(&stored)) {
+                return Err(AppError::invalid("current_password", "incorrect", "the current password is not correct"));
+            }
+            hasher.hash(&new).map_err(AppError::Internal)
+        })
+        .await?;
+    let ended = state.db(move |conn| svc::set_password(conn, &p, &p.id, hash)).await?;
+    state.sessions.forget(&ended);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/users/{id}/password` (admins): `{password}`; ends every session of that user.
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, AppError> {
+    p.require_admin()?;
+    let id = path_id(&id, "user")?;
+    let mut i = Input::new(&body);
+    let password = i.secret("password", 128);
+    i.finish()?;
+    let password = need(password, "password")?;
+    let (lookup, admin) = (id.clone(), p.clone());
+    let target = state.db(move |conn| svc::get_user(conn, &admin, &lookup)).await?;
+    if let Err(why) = check_policy(&password, &target.username) {
+        return Err(AppError::invalid("password", "weak_password", format!("the password {why}")));
+    }
+    let hasher = state.hasher.clone();
+    let hash = state.cpu(move || hasher.hash(&password).map_err(AppError::Internal)).await?;
+    let ended = state.db(move |conn| svc::set_password(conn, &p, &id, hash)).await?;
+    state.sessions.forget(&ended);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PATCH /api/v1/users/{id}` (admins): role, jurisdiction, department, display name, active.
+/// Any change of what the user may do ends their sessions.
+pub async fn update(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, AppError> {
+    p.require_admin()?;
+    let id = path_id(&id, "user")?;
+    let changes = svc::UserChanges::parse(&body)?;
+    let (user, ended) = state.db(move |conn| svc::update_user(conn, &p, &id, changes)).await?;
+    state.sessions.forget(&ended);
+    Ok(HttpResponse::Ok().json(user))
 }
 
 /// `GET /api/v1/me`.
@@ -66,38 +201,22 @@ pub async fn create(
     let mut new = svc::NewUser::parse(&body)?;
     let hasher = state.hasher.clone();
     let password = std::mem::take(&mut new.password);
-    let hash = state
-        .cpu(move || hasher.hash(&password).map_err(AppError::Internal))
-        .await?;
-    let user = state
-        .db(move |conn| svc::create_user(conn, &p, new, hash))
-        .await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/api/v1/users/{}", user.id)))
-        .json(user))
+    let hash = state.cpu(move || hasher.hash(&password).map_err(AppError::Internal)).await?;
+    let user = state.db(move |conn| svc::create_user(conn, &p, new, hash)).await?;
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/users/{}", user.id))).json(user))
 }
 
 /// `GET /api/v1/users` (admins).
-pub async fn list(
-    state: web::Data<AppState>,
-    p: Principal,
-    query: QueryPairs,
-) -> Result<HttpResponse, AppError> {
+pub async fn list(state: web::Data<AppState>, p: Principal, query: QueryPairs) -> Result<HttpResponse, AppError> {
     let mut q = Query::new(&query);
     let page = PageRequest::read(&mut q);
     q.finish()?;
-    let page = state
-        .db(move |conn| svc::list_users(conn, &p, page))
-        .await?;
+    let page = state.db(move |conn| svc::list_users(conn, &p, page)).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
 /// `GET /api/v1/users/{id}` (admins).
-pub async fn get(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path_id(&id, "user")?;
     let user = state.db(move |conn| svc::get_user(conn, &p, &id)).await?;
     Ok(HttpResponse::Ok().json(user))

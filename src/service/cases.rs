@@ -123,56 +123,38 @@ pub fn mask_phone(phone: &str) -> String {
     }
     let (head, rest) = chars.split_at(3);
     let (middle, tail) = rest.split_at(rest.len() - 4);
-    head.iter()
-        .chain(std::iter::repeat_n(&'*', middle.len()))
-        .chain(tail.iter())
-        .collect()
+    head.iter().chain(std::iter::repeat_n(&'*', middle.len())).chain(tail.iter()).collect()
 }
 
-/// Whether the caller may see the complainant's name and phone unmasked: supervisors and admins
-/// of the subtree, the case's creator, and the department holding it. Viewers never.
+/// Whether the caller may ask for the complainant's name and phone unmasked: supervisors and
+/// admins of the subtree, the case's creator, and the department holding it. Viewers never.
 pub fn sees_personal_data(p: &Principal, case: &Case) -> bool {
     match p.role {
         Role::Admin | Role::Supervisor => true,
         Role::Viewer => false,
         Role::Caseworker => {
-            case.created_by == p.id
-                || (case.department_id.is_some() && case.department_id == p.department_id)
+            case.created_by == p.id || (case.department_id.is_some() && case.department_id == p.department_id)
         }
     }
 }
 
-fn view(case: Case, p: &Principal, now: DateTime<Utc>) -> AppResult<CaseView> {
+/// Shapes a case for the API. Personal data is masked unless `reveal` (which the caller has
+/// checked and logged).
+fn view(case: Case, reveal: bool, now: DateTime<Utc>) -> AppResult<CaseView> {
     let status = Status::parse(&case.status)
         .ok_or_else(|| AppError::Internal(format!("case {} has unknown status", case.id)))?;
     let due_at = from_db(case.due_at);
-    let unmasked = sees_personal_data(p, &case);
-    let complainant =
-        (case.complainant_name.is_some() || case.complainant_phone.is_some()).then(|| {
-            ComplainantView {
-                name: case.complainant_name.as_deref().map(|n| {
-                    if unmasked {
-                        n.to_owned()
-                    } else {
-                        mask_name(n)
-                    }
-                }),
-                phone: case.complainant_phone.as_deref().map(|n| {
-                    if unmasked {
-                        n.to_owned()
-                    } else {
-                        mask_phone(n)
-                    }
-                }),
-                masked: !unmasked,
-            }
-        });
-    let location =
-        (case.location_address.is_some() || case.location_lat.is_some()).then_some(LocationView {
-            address: case.location_address,
-            lat: case.location_lat,
-            lon: case.location_lon,
-        });
+    let unmasked = reveal;
+    let complainant = (case.complainant_name.is_some() || case.complainant_phone.is_some()).then(|| ComplainantView {
+        name: case.complainant_name.as_deref().map(|n| if unmasked { n.to_owned() } else { mask_name(n) }),
+        phone: case.complainant_phone.as_deref().map(|n| if unmasked { n.to_owned() } else { mask_phone(n) }),
+        masked: !unmasked,
+    });
+    let location = (case.location_address.is_some() || case.location_lat.is_some()).then_some(LocationView {
+        address: case.location_address,
+        lat: case.location_lat,
+        lon: case.location_lon,
+    });
     let external = match (case.external_source, case.external_id) {
         (Some(source), Some(id)) => Some(ExternalView { source, id }),
         _ => None,
@@ -237,10 +219,7 @@ pub struct NewCase {
 pub fn is_phone(phone: &str) -> bool {
     let len = phone.chars().count();
     (5..=20).contains(&len)
-        && phone
-            .chars()
-            .enumerate()
-            .all(|(i, c)| c.is_ascii_digit() || c == ' ' || c == '-' || (i == 0 && c == '+'))
+        && phone.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == ' ' || c == '-' || (i == 0 && c == '+'))
         && phone.chars().filter(char::is_ascii_digit).count() >= 5
 }
 
@@ -255,18 +234,12 @@ impl NewCase {
         let jurisdiction_code = i.text("jurisdiction_code", 12, false);
         let channel = i.choice("channel", Channel::parse, Channel::NAMES);
         let programme_id = i.opt_uuid("programme_id");
-        let priority = i
-            .opt_choice("priority", Priority::parse, Priority::NAMES)
-            .unwrap_or(Priority::Normal);
+        let priority = i.opt_choice("priority", Priority::parse, Priority::NAMES).unwrap_or(Priority::Normal);
         let complainant = i.opt_object("complainant", |c| {
             let name = c.opt_text("name", 100, false);
             let phone = c.opt_text("phone", 20, false);
             if phone.as_deref().is_some_and(|p| !is_phone(p)) {
-                c.error(
-                    "phone",
-                    "invalid_format",
-                    "digits, spaces, '-' and a leading '+' only; 5-20 characters",
-                );
+                c.error("phone", "invalid_format", "digits, spaces, '-' and a leading '+' only; 5-20 characters");
             }
             Some((name, phone))
         });
@@ -275,18 +248,10 @@ impl NewCase {
             let lat = l.opt_number("lat", -90.0, 90.0);
             let lon = l.opt_number("lon", -180.0, 180.0);
             if lat.is_some() != lon.is_some() {
-                l.error(
-                    if lat.is_some() { "lon" } else { "lat" },
-                    "required",
-                    "lat and lon go together",
-                );
+                l.error(if lat.is_some() { "lon" } else { "lat" }, "required", "lat and lon go together");
             }
             if address.is_none() && lat.is_none() && !l.has("lat") && !l.has("lon") {
-                l.error(
-                    "address",
-                    "required",
-                    "a location needs an address or lat and lon",
-                );
+                l.error("address", "required", "a location needs an address or lat and lon");
             }
             Some((address, lat, lon))
         });
@@ -297,11 +262,7 @@ impl NewCase {
             Some((source?, id?))
         });
         if due_at.is_some_and(|d| d <= now()) {
-            i.error(
-                "due_at",
-                "not_in_future",
-                "the deadline must be in the future",
-            );
+            i.error("due_at", "not_in_future", "the deadline must be in the future");
         }
         i.finish()?;
         let (complainant_name, complainant_phone) = complainant.unwrap_or((None, None));
@@ -339,18 +300,13 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
         }
         let category = reference::category(conn, &new.category_code)?.filter(|c| c.active);
         if category.is_none() {
-            errors.push(crate::error::FieldError::new(
-                "category_code",
-                "not_found",
-                "no such active category",
-            ));
+            errors.push(crate::error::FieldError::new("category_code", "not_found", "no such active category"));
         }
         if let Some(prog_id) = &new.programme_id {
             let covers = match (visible_programme(conn, p, prog_id), &jurisdiction) {
                 (Ok(prog), Some(j)) => {
-                    let prog_path = visible_jurisdiction(conn, p, &prog.jurisdiction_code)
-                        .map(|pj| pj.path)
-                        .unwrap_or_default();
+                    let prog_path =
+                        visible_jurisdiction(conn, p, &prog.jurisdiction_code).map(|pj| pj.path).unwrap_or_default();
                     j.path.starts_with(&prog_path)
                 }
                 (Ok(_), None) => true,
@@ -371,9 +327,7 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
                 ));
             }
         }
-        let (Some(jurisdiction), Some(category), true) =
-            (jurisdiction, category, errors.is_empty())
-        else {
+        let (Some(jurisdiction), Some(category), true) = (jurisdiction, category, errors.is_empty()) else {
             return Err(AppError::Validation(errors));
         };
         if let Some((source, id)) = &new.external {
@@ -386,9 +340,7 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
             }
         }
         let t = now();
-        let due_at = new
-            .due_at
-            .unwrap_or(t + Duration::days(i64::from(category.deadline_days)));
+        let due_at = new.due_at.unwrap_or(t + Duration::days(i64::from(category.deadline_days)));
         let year = (t + Duration::seconds(CHINA_OFFSET_SECS)).format("%Y");
         let prefix = format!("{}-{}", jurisdiction.code, year);
         let number = q::next_ref_number(conn, &prefix)?;
@@ -438,10 +390,9 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
         let has_external = case.external_id.is_some();
         q::insert(conn, &case).map_err(|e| match AppError::from(e) {
             // Lost a race with a concurrent create of the same external id.
-            AppError::Conflict { .. } if has_external => AppError::conflict(
-                "external_id_exists",
-                "a case with this external id already exists",
-            ),
+            AppError::Conflict { .. } if has_external => {
+                AppError::conflict("external_id_exists", "a case with this external id already exists")
+            }
             other => other,
         })?;
         let draft = EventDraft {
@@ -454,7 +405,7 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
         };
         record_event(conn, &case.id, 1, None, &draft, p, t)?;
         tracing::info!(case_id = %case.id, case_ref = %case.case_ref, "case created");
-        view(case, p, t)
+        view(case, false, t)
     })
 }
 
@@ -484,30 +435,40 @@ fn record_event(
     )
     .map_err(|e| match AppError::from(e) {
         // Two events with one seq: another transaction moved the case first.
-        AppError::Conflict { .. } => AppError::conflict(
-            "concurrent_update",
-            "the case changed while this action ran; retry",
-        ),
+        AppError::Conflict { .. } => {
+            AppError::conflict("concurrent_update", "the case changed while this action ran; retry")
+        }
         other => other,
     })
 }
 
 /// A case the caller may read, or 404 (also for cases outside the caller's scope).
 fn readable(case: Option<Case>, p: &Principal) -> AppResult<Case> {
-    case.filter(|c| {
-        p.can_read_case(
-            &c.jurisdiction_path,
-            &c.created_by,
-            c.department_id.as_deref(),
-        )
-    })
-    .ok_or_else(|| AppError::not_found("case"))
+    case.filter(|c| p.can_read_case(&c.jurisdiction_path, &c.created_by, c.department_id.as_deref()))
+        .ok_or_else(|| AppError::not_found("case"))
 }
 
-/// One case.
+/// One case, with its personal data masked.
 pub fn get(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<CaseView> {
     let case = readable(q::get(conn, id)?, p)?;
-    view(case, p, now())
+    view(case, false, now())
+}
+
+/// One case with the complainant's personal data unmasked, for a caller entitled to it; the read
+/// is recorded in the personal-data access log in the same transaction.
+pub fn get_revealed(conn: &mut DbConn, p: &Principal, id: &str, request_id: Option<String>) -> AppResult<CaseView> {
+    write_tx(conn, |conn| {
+        let case = readable(q::get(conn, id)?, p)?;
+        if !sees_personal_data(p, &case) {
+            return Err(AppError::Forbidden {
+                code: "personal_data_forbidden",
+                detail: "your role may not see this complainant's personal data".to_owned(),
+            });
+        }
+        super::audit::record_personal_data_read(conn, p, &case.id, &case.jurisdiction_path, request_id)?;
+        tracing::info!(case_id = %case.id, actor_id = %p.id, "personal data read");
+        view(case, true, now())
+    })
 }
 
 /// The `If-Match` precondition of an action.
@@ -546,16 +507,11 @@ impl IfMatch {
 }
 
 fn state_of(case: &Case) -> AppResult<CaseState> {
-    let corrupt =
-        |what: &str| AppError::Internal(format!("case {} has an unknown {what}", case.id));
+    let corrupt = |what: &str| AppError::Internal(format!("case {} has an unknown {what}", case.id));
     Ok(CaseState {
         id: case.id.clone(),
         status: Status::parse(&case.status).ok_or_else(|| corrupt("status"))?,
-        outcome: case
-            .outcome
-            .as_deref()
-            .map(|o| Outcome::parse(o).ok_or_else(|| corrupt("outcome")))
-            .transpose()?,
+        outcome: case.outcome.as_deref().map(|o| Outcome::parse(o).ok_or_else(|| corrupt("outcome"))).transpose()?,
         department_id: case.department_id.clone(),
         assignee_id: case.assignee_id.clone(),
         due_at: from_db(case.due_at),
@@ -583,37 +539,24 @@ fn check_target(conn: &mut DbConn, p: &Principal, case: &Case, cmd: &Command) ->
         return Ok(());
     };
     let bad = |msg: &str| AppError::invalid("department_id", "not_found", msg.to_owned());
-    let dept = reference::department(conn, dept_id)?
-        .filter(|d| d.active)
-        .ok_or_else(|| bad("no such active department"))?;
+    let dept =
+        reference::department(conn, dept_id)?.filter(|d| d.active).ok_or_else(|| bad("no such active department"))?;
     let dept_path = visible_jurisdiction(conn, p, &dept.jurisdiction_code)
         .map_err(|_| bad("no such active department in your scope"))?
         .path;
-    if !(case.jurisdiction_path.starts_with(&dept_path)
-        || dept_path.starts_with(&case.jurisdiction_path))
-    {
+    if !(case.jurisdiction_path.starts_with(&dept_path) || dept_path.starts_with(&case.jurisdiction_path)) {
         return Err(AppError::invalid(
             "department_id",
             "out_of_scope",
             "the department does not serve the case's jurisdiction",
         ));
     }
-    if let Command::Assign {
-        assignee_id: Some(user_id),
-        ..
-    }
-    | Command::Reassign {
-        assignee_id: Some(user_id),
-        ..
-    } = cmd
+    if let Command::Assign { assignee_id: Some(user_id), .. } | Command::Reassign { assignee_id: Some(user_id), .. } =
+        cmd
     {
         let user = users::by_id(conn, user_id)?;
         if !user.is_some_and(|u| u.active && u.department_id.as_deref() == Some(dept_id)) {
-            return Err(AppError::invalid(
-                "assignee_id",
-                "not_found",
-                "no such active user in that department",
-            ));
+            return Err(AppError::invalid("assignee_id", "not_found", "no such active user in that department"));
         }
     }
     Ok(())
@@ -621,13 +564,7 @@ fn check_target(conn: &mut DbConn, p: &Principal, case: &Case, cmd: &Command) ->
 
 /// Takes a lifecycle action: locks the case, checks `If-Match`, the references and the rules,
 /// writes the change and its event, and returns the new state of the case.
-pub fn act(
-    conn: &mut DbConn,
-    p: &Principal,
-    id: &str,
-    if_match: Option<IfMatch>,
-    cmd: Command,
-) -> AppResult<CaseView> {
+pub fn act(conn: &mut DbConn, p: &Principal, id: &str, if_match: Option<IfMatch>, cmd: Command) -> AppResult<CaseView> {
     write_tx(conn, |conn| {
         let case = readable(q::get_for_update(conn, id)?, p)?;
         if let Some(cond) = &if_match {
@@ -641,17 +578,9 @@ pub fn act(
                 });
             }
         }
-        if let Command::Dismiss {
-            duplicate_of: Some(dup),
-            ..
-        } = &cmd
-        {
+        if let Command::Dismiss { duplicate_of: Some(dup), .. } = &cmd {
             if dup != id && readable(q::get(conn, dup)?, p).is_err() {
-                return Err(AppError::invalid(
-                    "duplicate_of",
-                    "not_found",
-                    "no such case",
-                ));
+                return Err(AppError::invalid("duplicate_of", "not_found", "no such case"));
             }
         }
         let mut state = state_of(&case)?;
@@ -683,15 +612,12 @@ pub fn act(
         };
         if !q::update_lifecycle(conn, id, old_version, &changes)? {
             let current = q::get(conn, id)?.map_or(old_version, |c| c.version);
-            return Err(AppError::StaleVersion {
-                expected: etag(old_version),
-                current,
-            });
+            return Err(AppError::StaleVersion { expected: etag(old_version), current });
         }
         record_event(conn, id, state.version, Some(from), &draft, p, t)?;
         tracing::info!(case_id = %id, action = %draft.action, from = %from, to = %draft.to_status, "case action");
         let updated = q::get(conn, id)?.ok_or_else(|| AppError::not_found("case"))?;
-        view(updated, p, t)
+        view(updated, false, t)
     })
 }
 
@@ -727,10 +653,7 @@ pub fn events(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<Vec<Event
             action: e.action,
             from_status: e.from_status,
             to_status: e.to_status,
-            actor: ActorView {
-                id: e.actor_id,
-                name: e.actor_name,
-            },
+            actor: ActorView { id: e.actor_id, name: e.actor_name },
             at: from_db(e.at),
             note: e.note,
             data: serde_json::from_str(&e.data).unwrap_or(Value::Null),
@@ -774,11 +697,7 @@ impl ListQuery {
                     Some((to_db(at), id.to_owned()))
                 });
                 if parsed.is_none() {
-                    qs.error(
-                        "cursor",
-                        "invalid_cursor",
-                        "not a cursor returned by this list",
-                    );
+                    qs.error("cursor", "invalid_cursor", "not a cursor returned by this list");
                 }
                 parsed
             }
@@ -786,19 +705,11 @@ impl ListQuery {
         let external_source = qs.text("external_source", 64);
         let external_id = qs.text("external_id", 128);
         if external_source.is_some() != external_id.is_some() {
-            qs.error(
-                "external_id",
-                "required",
-                "external_source and external_id go together",
-            );
+            qs.error("external_id", "required", "external_source and external_id go together");
         }
         let filter = CaseFilter {
-            status: qs
-                .choice("status", Status::parse, Status::NAMES)
-                .map(|s| s.as_str().to_owned()),
-            kind: qs
-                .choice("kind", Kind::parse, Kind::NAMES)
-                .map(|s| s.as_str().to_owned()),
+            status: qs.choice("status", Status::parse, Status::NAMES).map(|s| s.as_str().to_owned()),
+            kind: qs.choice("kind", Kind::parse, Kind::NAMES).map(|s| s.as_str().to_owned()),
             category_code: qs.text("category_code", 32),
             department_id: qs.uuid("department_id"),
             programme_id: qs.uuid("programme_id"),
@@ -814,37 +725,21 @@ impl ListQuery {
         };
         let jurisdiction_code = qs.text("jurisdiction_code", 12);
         qs.finish()?;
-        Ok(ListQuery {
-            filter,
-            jurisdiction_code,
-            page: Some(page),
-        })
+        Ok(ListQuery { filter, jurisdiction_code, page: Some(page) })
     }
 }
 
 /// Cases the caller may read that match the query, newest first.
 pub fn list(conn: &mut DbConn, p: &Principal, query: ListQuery) -> AppResult<Page<CaseView>> {
-    let ListQuery {
-        mut filter,
-        jurisdiction_code,
-        page,
-    } = query;
-    let page = page.unwrap_or(PageRequest {
-        limit: super::DEFAULT_LIMIT,
-        after: None,
-    });
+    let ListQuery { mut filter, jurisdiction_code, page } = query;
+    let page = page.unwrap_or(PageRequest { limit: super::DEFAULT_LIMIT, after: None });
     filter.scope = p.scope_path.as_ref().map(|s| (s.clone(), upper_bound(s)));
     if p.role == Role::Caseworker {
         filter.own = Some((p.id.clone(), p.department_id.clone()));
     }
     if let Some(code) = jurisdiction_code {
-        let j = visible_jurisdiction(conn, p, &code).map_err(|_| {
-            AppError::invalid(
-                "jurisdiction_code",
-                "not_found",
-                "no such jurisdiction in your scope",
-            )
-        })?;
+        let j = visible_jurisdiction(conn, p, &code)
+            .map_err(|_| AppError::invalid("jurisdiction_code", "not_found", "no such jurisdiction in your scope"))?;
         filter.subtree = Some((j.path.clone(), upper_bound(&j.path)));
     }
     let t = now();
@@ -854,19 +749,37 @@ pub fn list(conn: &mut DbConn, p: &Principal, query: ListQuery) -> AppResult<Pag
     let mut items = Vec::with_capacity(rows.len());
     let mut last_key = None;
     for case in rows.into_iter().take(page.limit as usize) {
-        last_key = Some(format!(
-            "{}|{}",
-            from_db(case.created_at).timestamp_micros(),
-            case.id
-        ));
-        items.push(view(case, p, t)?);
+        last_key = Some(format!("{}|{}", from_db(case.created_at).timestamp_micros(), case.id));
+        items.push(view(case, false, t)?);
     }
-    Ok(Page {
-        items,
-        next_cursor: if more {
-            last_key.map(|k| encode_cursor(&k))
-        } else {
-            None
-        },
-    })
+    Ok(Page { items, next_cursor: if more { last_key.map(|k| encode_cursor(&k)) } else { None } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_names_and_phones() {
+        assert_eq!(mask_name("张三丰"), "张**");
+        assert_eq!(mask_name("李"), "李");
+        assert_eq!(mask_phone("13812345678"), "138****5678");
+        assert_eq!(mask_phone("0870-2123456"), "087*****3456");
+        assert_eq!(mask_phone("12345"), "*****");
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("100%_a\\b"), "%100\\%\\_a\\\\b%");
+        assert_eq!(like_pattern("自来水"), "%自来水%");
+    }
+
+    #[test]
+    fn if_match_parses_lists_and_weak_tags() {
+        assert_eq!(IfMatch::parse("*"), Some(IfMatch::Any));
+        let m = IfMatch::parse("\"3\", W/\"4\"").expect("tags");
+        assert!(m.matches(3) && m.matches(4) && !m.matches(5));
+        assert_eq!(IfMatch::parse("3"), None);
+        assert_eq!(IfMatch::parse(""), None);
+    }
 }

@@ -2,12 +2,13 @@
 //! within their subtree; every signed-in user reads what is in their subtree.
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use super::audit;
 
 use super::{new_id, paginate, Page, PageRequest};
 use crate::db::models::{
-    Category, CategoryChanges, Department, DepartmentChanges, Jurisdiction, Programme,
-    ProgrammeChanges,
+    Category, CategoryChanges, Department, DepartmentChanges, Jurisdiction, Programme, ProgrammeChanges,
 };
 use crate::db::{reference as q, write_tx, DbConn};
 use crate::domain::access::{upper_bound, Principal};
@@ -55,14 +56,8 @@ fn as_refs(range: &Option<(String, String)>) -> Option<(&str, &str)> {
 }
 
 /// A jurisdiction the caller can see, or 404.
-pub fn visible_jurisdiction(
-    conn: &mut DbConn,
-    p: &Principal,
-    code: &str,
-) -> AppResult<Jurisdiction> {
-    q::jurisdiction(conn, code)?
-        .filter(|j| p.in_scope(&j.path))
-        .ok_or_else(|| AppError::not_found("jurisdiction"))
+pub fn visible_jurisdiction(conn: &mut DbConn, p: &Principal, code: &str) -> AppResult<Jurisdiction> {
+    q::jurisdiction(conn, code)?.filter(|j| p.in_scope(&j.path)).ok_or_else(|| AppError::not_found("jurisdiction"))
 }
 
 /// Body of `POST /jurisdictions`.
@@ -80,56 +75,31 @@ impl NewJurisdiction {
         let name = i.text("name", 100, false);
         let parent_code = i.opt_text("parent_code", 12, false);
         if code.as_deref().is_some_and(|c| !is_division_code(c)) {
-            i.error(
-                "code",
-                "invalid_format",
-                "must be a national division code of 6, 9 or 12 digits",
-            );
+            i.error("code", "invalid_format", "must be a national division code of 6, 9 or 12 digits");
         }
         i.finish()?;
-        Ok(NewJurisdiction {
-            code: need(code, "code")?,
-            name: need(name, "name")?,
-            parent_code,
-        })
+        Ok(NewJurisdiction { code: need(code, "code")?, name: need(name, "name")?, parent_code })
     }
 }
 
 /// Creates a jurisdiction under a parent in the caller's subtree (a root needs a whole-tree admin).
-pub fn create_jurisdiction(
-    conn: &mut DbConn,
-    p: &Principal,
-    new: NewJurisdiction,
-) -> AppResult<JurisdictionView> {
+pub fn create_jurisdiction(conn: &mut DbConn, p: &Principal, new: NewJurisdiction) -> AppResult<JurisdictionView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
         let (path, depth) = match &new.parent_code {
             Some(parent) => {
-                let parent = q::jurisdiction(conn, parent)?
-                    .filter(|j| p.in_scope(&j.path))
-                    .ok_or_else(|| {
-                        AppError::invalid(
-                            "parent_code",
-                            "not_found",
-                            "no such jurisdiction in your scope",
-                        )
-                    })?;
+                let parent = q::jurisdiction(conn, parent)?.filter(|j| p.in_scope(&j.path)).ok_or_else(|| {
+                    AppError::invalid("parent_code", "not_found", "no such jurisdiction in your scope")
+                })?;
                 (format!("{}{}/", parent.path, new.code), parent.depth + 1)
             }
             None if p.scope_path.is_none() => (format!("/{}/", new.code), 0),
             None => {
-                return Err(AppError::invalid(
-                    "parent_code",
-                    "required",
-                    "only a whole-tree admin may create a root",
-                ))
+                return Err(AppError::invalid("parent_code", "required", "only a whole-tree admin may create a root"))
             }
         };
         if q::jurisdiction(conn, &new.code)?.is_some() {
-            return Err(AppError::conflict(
-                "already_exists",
-                format!("jurisdiction {} already exists", new.code),
-            ));
+            return Err(AppError::conflict("already_exists", format!("jurisdiction {} already exists", new.code)));
         }
         let t = to_db(now());
         let row = Jurisdiction {
@@ -142,7 +112,15 @@ pub fn create_jurisdiction(
             updated_at: t,
         };
         q::insert_jurisdiction(conn, &row)?;
-        tracing::info!(jurisdiction = %row.code, "jurisdiction created");
+        audit::record(
+            conn,
+            p,
+            "jurisdiction.created",
+            "jurisdiction",
+            &row.code,
+            Some(&row.path),
+            json!({ "name": row.name, "parent_code": row.parent_code }),
+        )?;
         Ok(row.into())
     })
 }
@@ -155,27 +133,12 @@ pub fn list_jurisdictions(
     page: PageRequest,
 ) -> AppResult<Page<JurisdictionView>> {
     let range = scope_range(p);
-    let rows = q::list_jurisdictions(
-        conn,
-        as_refs(&range),
-        parent.as_deref(),
-        page.after.as_deref(),
-        page.limit + 1,
-    )?;
-    Ok(paginate(
-        rows,
-        page.limit,
-        |j| j.code.clone(),
-        JurisdictionView::from,
-    ))
+    let rows = q::list_jurisdictions(conn, as_refs(&range), parent.as_deref(), page.after.as_deref(), page.limit + 1)?;
+    Ok(paginate(rows, page.limit, |j| j.code.clone(), JurisdictionView::from))
 }
 
 /// One jurisdiction.
-pub fn get_jurisdiction(
-    conn: &mut DbConn,
-    p: &Principal,
-    code: &str,
-) -> AppResult<JurisdictionView> {
+pub fn get_jurisdiction(conn: &mut DbConn, p: &Principal, code: &str) -> AppResult<JurisdictionView> {
     visible_jurisdiction(conn, p, code).map(Into::into)
 }
 
@@ -188,16 +151,20 @@ pub fn parse_rename(body: &Value) -> AppResult<String> {
 }
 
 /// Renames a jurisdiction in the caller's subtree.
-pub fn rename_jurisdiction(
-    conn: &mut DbConn,
-    p: &Principal,
-    code: &str,
-    name: String,
-) -> AppResult<JurisdictionView> {
+pub fn rename_jurisdiction(conn: &mut DbConn, p: &Principal, code: &str, name: String) -> AppResult<JurisdictionView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
-        visible_jurisdiction(conn, p, code)?;
+        let j = visible_jurisdiction(conn, p, code)?;
         q::rename_jurisdiction(conn, code, &name, to_db(now()))?;
+        audit::record(
+            conn,
+            p,
+            "jurisdiction.renamed",
+            "jurisdiction",
+            code,
+            Some(&j.path),
+            json!({ "from": j.name, "to": name }),
+        )?;
         visible_jurisdiction(conn, p, code).map(Into::into)
     })
 }
@@ -231,8 +198,7 @@ impl From<Department> for DepartmentView {
 /// A department the caller can see (its jurisdiction is in scope), or 404.
 pub fn visible_department(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<Department> {
     let dept = q::department(conn, id)?.ok_or_else(|| AppError::not_found("department"))?;
-    visible_jurisdiction(conn, p, &dept.jurisdiction_code)
-        .map_err(|_| AppError::not_found("department"))?;
+    visible_jurisdiction(conn, p, &dept.jurisdiction_code).map_err(|_| AppError::not_found("department"))?;
     Ok(dept)
 }
 
@@ -257,20 +223,11 @@ impl NewDepartment {
 }
 
 /// Creates a department in a jurisdiction of the caller's subtree.
-pub fn create_department(
-    conn: &mut DbConn,
-    p: &Principal,
-    new: NewDepartment,
-) -> AppResult<DepartmentView> {
+pub fn create_department(conn: &mut DbConn, p: &Principal, new: NewDepartment) -> AppResult<DepartmentView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
-        visible_jurisdiction(conn, p, &new.jurisdiction_code).map_err(|_| {
-            AppError::invalid(
-                "jurisdiction_code",
-                "not_found",
-                "no such jurisdiction in your scope",
-            )
-        })?;
+        visible_jurisdiction(conn, p, &new.jurisdiction_code)
+            .map_err(|_| AppError::invalid("jurisdiction_code", "not_found", "no such jurisdiction in your scope"))?;
         let t = to_db(now());
         let row = Department {
             id: new_id(),
@@ -281,12 +238,21 @@ pub fn create_department(
             updated_at: t,
         };
         q::insert_department(conn, &row).map_err(|e| match AppError::from(e) {
-            AppError::Conflict { .. } => AppError::conflict(
-                "already_exists",
-                "a department of that name exists in this jurisdiction",
-            ),
+            AppError::Conflict { .. } => {
+                AppError::conflict("already_exists", "a department of that name exists in this jurisdiction")
+            }
             other => other,
         })?;
+        let path = visible_jurisdiction(conn, p, &row.jurisdiction_code)?.path;
+        audit::record(
+            conn,
+            p,
+            "department.created",
+            "department",
+            &row.id,
+            Some(&path),
+            json!({ "name": row.name, "jurisdiction_code": row.jurisdiction_code }),
+        )?;
         Ok(row.into())
     })
 }
@@ -299,19 +265,9 @@ pub fn list_departments(
     page: PageRequest,
 ) -> AppResult<Page<DepartmentView>> {
     let range = scope_range(p);
-    let rows = q::list_departments(
-        conn,
-        as_refs(&range),
-        jurisdiction.as_deref(),
-        page.after.as_deref(),
-        page.limit + 1,
-    )?;
-    Ok(paginate(
-        rows,
-        page.limit,
-        |d| d.id.clone(),
-        DepartmentView::from,
-    ))
+    let rows =
+        q::list_departments(conn, as_refs(&range), jurisdiction.as_deref(), page.after.as_deref(), page.limit + 1)?;
+    Ok(paginate(rows, page.limit, |d| d.id.clone(), DepartmentView::from))
 }
 
 /// One department.
@@ -340,8 +296,18 @@ pub fn update_department(
 ) -> AppResult<DepartmentView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
-        visible_department(conn, p, id)?;
+        let dept = visible_department(conn, p, id)?;
         q::update_department(conn, id, &changes)?;
+        let path = visible_jurisdiction(conn, p, &dept.jurisdiction_code)?.path;
+        audit::record(
+            conn,
+            p,
+            "department.updated",
+            "department",
+            id,
+            Some(&path),
+            json!({ "name": changes.name, "active": changes.active }),
+        )?;
         visible_department(conn, p, id).map(Into::into)
     })
 }
@@ -375,9 +341,7 @@ impl From<Category> for CategoryView {
 /// Whether a category code is acceptable: lower-case ASCII letters, digits, `_`, `-`, `.`; 1–32.
 pub fn is_category_code(code: &str) -> bool {
     (1..=32).contains(&code.len())
-        && code.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
-        })
+        && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Longest default deadline, in days.
@@ -398,11 +362,7 @@ impl NewCategory {
         let name = i.text("name", 100, false);
         let deadline_days = i.int("deadline_days", 1, MAX_DEADLINE_DAYS);
         if code.as_deref().is_some_and(|c| !is_category_code(c)) {
-            i.error(
-                "code",
-                "invalid_format",
-                "lower-case letters, digits, '_', '-' and '.' only",
-            );
+            i.error("code", "invalid_format", "lower-case letters, digits, '_', '-' and '.' only");
         }
         i.finish()?;
         Ok(NewCategory {
@@ -425,18 +385,11 @@ fn require_tree_admin(p: &Principal) -> AppResult<()> {
 }
 
 /// Creates a category.
-pub fn create_category(
-    conn: &mut DbConn,
-    p: &Principal,
-    new: NewCategory,
-) -> AppResult<CategoryView> {
+pub fn create_category(conn: &mut DbConn, p: &Principal, new: NewCategory) -> AppResult<CategoryView> {
     require_tree_admin(p)?;
     write_tx(conn, |conn| {
         if q::category(conn, &new.code)?.is_some() {
-            return Err(AppError::conflict(
-                "already_exists",
-                format!("category {} already exists", new.code),
-            ));
+            return Err(AppError::conflict("already_exists", format!("category {} already exists", new.code)));
         }
         let t = to_db(now());
         let row = Category {
@@ -448,6 +401,15 @@ pub fn create_category(
             updated_at: t,
         };
         q::insert_category(conn, &row)?;
+        audit::record(
+            conn,
+            p,
+            "category.created",
+            "category",
+            &row.code,
+            None,
+            json!({ "name": row.name, "deadline_days": row.deadline_days }),
+        )?;
         Ok(row.into())
     })
 }
@@ -455,19 +417,12 @@ pub fn create_category(
 /// All categories.
 pub fn list_categories(conn: &mut DbConn, page: PageRequest) -> AppResult<Page<CategoryView>> {
     let rows = q::list_categories(conn, page.after.as_deref(), page.limit + 1)?;
-    Ok(paginate(
-        rows,
-        page.limit,
-        |c| c.code.clone(),
-        CategoryView::from,
-    ))
+    Ok(paginate(rows, page.limit, |c| c.code.clone(), CategoryView::from))
 }
 
 /// One category.
 pub fn get_category(conn: &mut DbConn, code: &str) -> AppResult<CategoryView> {
-    q::category(conn, code)?
-        .map(Into::into)
-        .ok_or_else(|| AppError::not_found("category"))
+    q::category(conn, code)?.map(Into::into).ok_or_else(|| AppError::not_found("category"))
 }
 
 /// Reads a category PATCH body: `{name?, deadline_days?, active?}`.
@@ -475,9 +430,7 @@ pub fn parse_category_changes(body: &Value) -> AppResult<CategoryChanges> {
     let mut i = Input::new(body);
     let changes = CategoryChanges {
         name: i.opt_text("name", 100, false),
-        deadline_days: i
-            .opt_int("deadline_days", 1, MAX_DEADLINE_DAYS)
-            .map(|d| d as i32),
+        deadline_days: i.opt_int("deadline_days", 1, MAX_DEADLINE_DAYS).map(|d| d as i32),
         active: i.opt_bool("active"),
         updated_at: Some(to_db(now())),
     };
@@ -497,6 +450,15 @@ pub fn update_category(
         if q::update_category(conn, code, &changes)? == 0 {
             return Err(AppError::not_found("category"));
         }
+        audit::record(
+            conn,
+            p,
+            "category.updated",
+            "category",
+            code,
+            None,
+            json!({ "name": changes.name, "deadline_days": changes.deadline_days, "active": changes.active }),
+        )?;
         get_category(conn, code)
     })
 }
@@ -532,8 +494,7 @@ impl From<Programme> for ProgrammeView {
 /// A programme the caller can see, or 404.
 pub fn visible_programme(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<Programme> {
     let prog = q::programme(conn, id)?.ok_or_else(|| AppError::not_found("programme"))?;
-    visible_jurisdiction(conn, p, &prog.jurisdiction_code)
-        .map_err(|_| AppError::not_found("programme"))?;
+    visible_jurisdiction(conn, p, &prog.jurisdiction_code).map_err(|_| AppError::not_found("programme"))?;
     Ok(prog)
 }
 
@@ -564,20 +525,11 @@ impl NewProgramme {
 }
 
 /// Creates a programme in a jurisdiction of the caller's subtree.
-pub fn create_programme(
-    conn: &mut DbConn,
-    p: &Principal,
-    new: NewProgramme,
-) -> AppResult<ProgrammeView> {
+pub fn create_programme(conn: &mut DbConn, p: &Principal, new: NewProgramme) -> AppResult<ProgrammeView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
-        visible_jurisdiction(conn, p, &new.jurisdiction_code).map_err(|_| {
-            AppError::invalid(
-                "jurisdiction_code",
-                "not_found",
-                "no such jurisdiction in your scope",
-            )
-        })?;
+        visible_jurisdiction(conn, p, &new.jurisdiction_code)
+            .map_err(|_| AppError::invalid("jurisdiction_code", "not_found", "no such jurisdiction in your scope"))?;
         let t = to_db(now());
         let row = Programme {
             id: new_id(),
@@ -589,12 +541,21 @@ pub fn create_programme(
             updated_at: t,
         };
         q::insert_programme(conn, &row).map_err(|e| match AppError::from(e) {
-            AppError::Conflict { .. } => AppError::conflict(
-                "already_exists",
-                "a programme of that name and year exists in this jurisdiction",
-            ),
+            AppError::Conflict { .. } => {
+                AppError::conflict("already_exists", "a programme of that name and year exists in this jurisdiction")
+            }
             other => other,
         })?;
+        let path = visible_jurisdiction(conn, p, &row.jurisdiction_code)?.path;
+        audit::record(
+            conn,
+            p,
+            "programme.created",
+            "programme",
+            &row.id,
+            Some(&path),
+            json!({ "name": row.name, "year": row.year }),
+        )?;
         Ok(row.into())
     })
 }
@@ -616,12 +577,7 @@ pub fn list_programmes(
         page.after.as_deref(),
         page.limit + 1,
     )?;
-    Ok(paginate(
-        rows,
-        page.limit,
-        |p| p.id.clone(),
-        ProgrammeView::from,
-    ))
+    Ok(paginate(rows, page.limit, |p| p.id.clone(), ProgrammeView::from))
 }
 
 /// One programme.
@@ -650,8 +606,18 @@ pub fn update_programme(
 ) -> AppResult<ProgrammeView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
-        visible_programme(conn, p, id)?;
+        let prog = visible_programme(conn, p, id)?;
         q::update_programme(conn, id, &changes)?;
+        let path = visible_jurisdiction(conn, p, &prog.jurisdiction_code)?.path;
+        audit::record(
+            conn,
+            p,
+            "programme.updated",
+            "programme",
+            id,
+            Some(&path),
+            json!({ "name": changes.name, "description": changes.description }),
+        )?;
         visible_programme(conn, p, id).map(Into::into)
     })
 }

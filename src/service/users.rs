@@ -49,9 +49,7 @@ impl From<User> for UserView {
 /// Whether a username is acceptable: 3–64 of ASCII letters, digits, `_ . @ -`.
 pub fn is_username(name: &str) -> bool {
     (3..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'@' | b'-'))
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'@' | b'-'))
 }
 
 /// Body of `POST /auth/login`.
@@ -69,23 +67,18 @@ impl Login {
         let username = i.text("username", 64, false);
         let password = i.secret("password", 128);
         i.finish()?;
-        Ok(Login {
-            username: need(username, "username")?,
-            password: need(password, "password")?,
-        })
+        Ok(Login { username: need(username, "username")?, password: need(password, "password")? })
     }
 }
 
 /// The signed-in principal for a user row, with its scope path.
 pub fn principal_for(conn: &mut DbConn, user: &User) -> AppResult<Principal> {
-    let role = Role::parse(&user.role)
-        .ok_or_else(|| AppError::Internal(format!("user {} has unknown role", user.id)))?;
+    let role =
+        Role::parse(&user.role).ok_or_else(|| AppError::Internal(format!("user {} has unknown role", user.id)))?;
     let scope_path = match &user.jurisdiction_code {
         Some(code) => Some(
             reference::jurisdiction(conn, code)?
-                .ok_or_else(|| {
-                    AppError::Internal(format!("user {} has a missing jurisdiction", user.id))
-                })?
+                .ok_or_else(|| AppError::Internal(format!("user {} has a missing jurisdiction", user.id)))?
                 .path,
         ),
         None => None,
@@ -98,6 +91,7 @@ pub fn principal_for(conn: &mut DbConn, user: &User) -> AppResult<Principal> {
         jurisdiction_code: user.jurisdiction_code.clone(),
         scope_path,
         department_id: user.department_id.clone(),
+        session_id: None,
     })
 }
 
@@ -134,11 +128,7 @@ impl NewUser {
         let display_name = i.opt_text("display_name", 100, false);
         if let Some(u) = &username {
             if !is_username(u) {
-                i.error(
-                    "username",
-                    "invalid_format",
-                    "3-64 characters: letters, digits, '_', '.', '@', '-'",
-                );
+                i.error("username", "invalid_format", "3-64 characters: letters, digits, '_', '.', '@', '-'");
             }
             if let Some(pw) = &password {
                 if let Err(why) = check_policy(pw, u) {
@@ -147,11 +137,7 @@ impl NewUser {
             }
         }
         if role == Some(Role::Caseworker) && department_id.is_none() && !i.has("department_id") {
-            i.error(
-                "department_id",
-                "required",
-                "a caseworker belongs to a department",
-            );
+            i.error("department_id", "required", "a caseworker belongs to a department");
         }
         i.finish()?;
         Ok(NewUser {
@@ -167,43 +153,23 @@ impl NewUser {
 
 /// Stores a user created by an admin; `password_hash` was computed off the async workers.
 /// A scoped admin creates users only in their subtree (defaulting to their own jurisdiction).
-pub fn create_user(
-    conn: &mut DbConn,
-    p: &Principal,
-    new: NewUser,
-    password_hash: String,
-) -> AppResult<UserView> {
+pub fn create_user(conn: &mut DbConn, p: &Principal, new: NewUser, password_hash: String) -> AppResult<UserView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
-        let jurisdiction_code = match new
-            .jurisdiction_code
-            .clone()
-            .or_else(|| p.jurisdiction_code.clone())
-        {
+        let jurisdiction_code = match new.jurisdiction_code.clone().or_else(|| p.jurisdiction_code.clone()) {
             Some(code) => {
                 visible_jurisdiction(conn, p, &code).map_err(|_| {
-                    AppError::invalid(
-                        "jurisdiction_code",
-                        "not_found",
-                        "no such jurisdiction in your scope",
-                    )
+                    AppError::invalid("jurisdiction_code", "not_found", "no such jurisdiction in your scope")
                 })?;
                 Some(code)
             }
             None => None,
         };
         if let Some(dept_id) = &new.department_id {
-            let dept = reference::department(conn, dept_id)?.ok_or_else(|| {
-                AppError::invalid("department_id", "not_found", "no such department")
-            })?;
+            let dept = reference::department(conn, dept_id)?
+                .ok_or_else(|| AppError::invalid("department_id", "not_found", "no such department"))?;
             let dept_path = visible_jurisdiction(conn, p, &dept.jurisdiction_code)
-                .map_err(|_| {
-                    AppError::invalid(
-                        "department_id",
-                        "not_found",
-                        "no such department in your scope",
-                    )
-                })?
+                .map_err(|_| AppError::invalid("department_id", "not_found", "no such department in your scope"))?
                 .path;
             let user_path = match &jurisdiction_code {
                 Some(code) => Some(visible_jurisdiction(conn, p, code)?.path),
@@ -217,7 +183,14 @@ pub fn create_user(
                 ));
             }
         }
-        create_unchecked(conn, &new, password_hash, jurisdiction_code)
+        let path = match &jurisdiction_code {
+            Some(code) => reference::jurisdiction(conn, code)?.map(|j| j.path),
+            None => None,
+        };
+        let user = create_unchecked(conn, &new, password_hash, jurisdiction_code)?;
+        let details = serde_json::json!({ "username": user.username, "role": user.role, "jurisdiction_code": user.jurisdiction_code, "department_id": user.department_id });
+        super::audit::record(conn, p, "user.created", "user", &user.id, path.as_deref(), details)?;
+        Ok(user)
     })
 }
 
@@ -228,10 +201,7 @@ fn create_unchecked(
     jurisdiction_code: Option<String>,
 ) -> AppResult<UserView> {
     if q::by_username(conn, &new.username)?.is_some() {
-        return Err(AppError::conflict(
-            "username_taken",
-            format!("the username {} is taken", new.username),
-        ));
+        return Err(AppError::conflict("username_taken", format!("the username {} is taken", new.username)));
     }
     let t = to_db(now());
     let user = User {
@@ -256,11 +226,7 @@ pub fn create_admin(conn: &mut DbConn, new: NewUser, password_hash: String) -> A
     write_tx(conn, |conn| {
         if let Some(code) = &new.jurisdiction_code {
             if reference::jurisdiction(conn, code)?.is_none() {
-                return Err(AppError::invalid(
-                    "jurisdiction_code",
-                    "not_found",
-                    format!("no jurisdiction {code}"),
-                ));
+                return Err(AppError::invalid("jurisdiction_code", "not_found", format!("no jurisdiction {code}")));
             }
         }
         let code = new.jurisdiction_code.clone();
@@ -269,32 +235,17 @@ pub fn create_admin(conn: &mut DbConn, new: NewUser, password_hash: String) -> A
 }
 
 /// Users in the caller's subtree (admins only).
-pub fn list_users(
-    conn: &mut DbConn,
-    p: &Principal,
-    page: PageRequest,
-) -> AppResult<Page<UserView>> {
+pub fn list_users(conn: &mut DbConn, p: &Principal, page: PageRequest) -> AppResult<Page<UserView>> {
     p.require_admin()?;
     let range = p.scope_path.as_ref().map(|s| (s.clone(), upper_bound(s)));
-    let rows = q::list(
-        conn,
-        range.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
-        page.after.as_deref(),
-        page.limit + 1,
-    )?;
-    Ok(paginate(
-        rows,
-        page.limit,
-        |u| u.username.clone(),
-        UserView::from,
-    ))
+    let rows =
+        q::list(conn, range.as_ref().map(|(a, b)| (a.as_str(), b.as_str())), page.after.as_deref(), page.limit + 1)?;
+    Ok(paginate(rows, page.limit, |u| u.username.clone(), UserView::from))
 }
 
 /// The caller's own user record.
 pub fn me(conn: &mut DbConn, p: &Principal) -> AppResult<UserView> {
-    q::by_id(conn, &p.id)?
-        .map(Into::into)
-        .ok_or_else(|| AppError::not_found("user"))
+    q::by_id(conn, &p.id)?.map(Into::into).ok_or_else(|| AppError::not_found("user"))
 }
 
 /// A user in the caller's subtree, or 404.
@@ -311,4 +262,142 @@ pub fn get_user(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<UserVie
     } else {
         Err(AppError::not_found("user"))
     }
+}
+
+/// The stored password hash of a user (to check a current password).
+pub fn password_hash(conn: &mut DbConn, user_id: &str) -> AppResult<String> {
+    q::by_id(conn, user_id)?.map(|u| u.password_hash).ok_or_else(|| AppError::not_found("user"))
+}
+
+fn user_path(conn: &mut DbConn, user: &User) -> AppResult<Option<String>> {
+    Ok(match &user.jurisdiction_code {
+        Some(code) => reference::jurisdiction(conn, code)?.map(|j| j.path),
+        None => None,
+    })
+}
+
+/// Sets a user's password (their own, or as an admin in scope) and ends all their sessions;
+/// returns the ended session ids.
+pub fn set_password(conn: &mut DbConn, p: &Principal, user_id: &str, password_hash: String) -> AppResult<Vec<String>> {
+    write_tx(conn, |conn| {
+        let user = q::by_id(conn, user_id)?.ok_or_else(|| AppError::not_found("user"))?;
+        let changes = crate::db::models::UserChangeset {
+            password_hash: Some(password_hash),
+            updated_at: Some(to_db(now())),
+            ..Default::default()
+        };
+        q::update(conn, user_id, &changes)?;
+        let ended = super::sessions::revoke_all(conn, user_id, "password_changed", now())?;
+        let action = if p.id == user_id { "user.password_changed" } else { "user.password_reset" };
+        let path = user_path(conn, &user)?;
+        super::audit::record(
+            conn,
+            p,
+            action,
+            "user",
+            user_id,
+            path.as_deref(),
+            serde_json::json!({ "sessions_ended": ended.len() }),
+        )?;
+        Ok(ended)
+    })
+}
+
+/// Body of `PATCH /users/{id}`.
+pub struct UserChanges {
+    role: Option<Role>,
+    jurisdiction_code: Option<String>,
+    department_id: Option<String>,
+    display_name: Option<String>,
+    active: Option<bool>,
+}
+
+impl UserChanges {
+    /// Validates the body.
+    pub fn parse(body: &Value) -> AppResult<Self> {
+        let mut i = Input::new(body);
+        let changes = UserChanges {
+            role: i.opt_choice("role", Role::parse, Role::NAMES),
+            jurisdiction_code: i.opt_text("jurisdiction_code", 12, false),
+            department_id: i.opt_uuid("department_id"),
+            display_name: i.opt_text("display_name", 100, false),
+            active: i.opt_bool("active"),
+        };
+        i.finish()?;
+        Ok(changes)
+    }
+}
+
+/// Changes a user in the caller's subtree. Changing what they may do (role, jurisdiction,
+/// department, active) ends their sessions, so no token outlives the rights it was issued for.
+pub fn update_user(conn: &mut DbConn, p: &Principal, id: &str, c: UserChanges) -> AppResult<(UserView, Vec<String>)> {
+    p.require_admin()?;
+    write_tx(conn, |conn| {
+        let current = get_user(conn, p, id)?;
+        if id == p.id && (c.role.is_some_and(|r| r.as_str() != current.role) || c.active == Some(false)) {
+            return Err(AppError::Forbidden {
+                code: "self_modification",
+                detail: "you cannot change your own role or disable yourself".to_owned(),
+            });
+        }
+        let jurisdiction_code = c.jurisdiction_code.clone().or(current.jurisdiction_code.clone());
+        let jurisdiction_path = match &c.jurisdiction_code {
+            Some(code) => Some(
+                visible_jurisdiction(conn, p, code)
+                    .map_err(|_| {
+                        AppError::invalid("jurisdiction_code", "not_found", "no such jurisdiction in your scope")
+                    })?
+                    .path,
+            ),
+            None => match &jurisdiction_code {
+                Some(code) => reference::jurisdiction(conn, code)?.map(|j| j.path),
+                None => None,
+            },
+        };
+        let role = c.role.map_or(current.role.clone(), |r| r.as_str().to_owned());
+        let department_id = c.department_id.clone().or(current.department_id.clone());
+        if let Some(dept_id) = &c.department_id {
+            let dept = reference::department(conn, dept_id)?
+                .filter(|d| d.active)
+                .ok_or_else(|| AppError::invalid("department_id", "not_found", "no such active department"))?;
+            let dept_path = visible_jurisdiction(conn, p, &dept.jurisdiction_code)
+                .map_err(|_| {
+                    AppError::invalid("department_id", "not_found", "no such active department in your scope")
+                })?
+                .path;
+            if jurisdiction_path.as_ref().is_some_and(|up| !dept_path.starts_with(up.as_str())) {
+                return Err(AppError::invalid(
+                    "department_id",
+                    "out_of_scope",
+                    "the department is outside the user's jurisdiction",
+                ));
+            }
+        }
+        if role == Role::Caseworker.as_str() && department_id.is_none() {
+            return Err(AppError::invalid("department_id", "required", "a caseworker belongs to a department"));
+        }
+        let rights_changed = role != current.role
+            || jurisdiction_code != current.jurisdiction_code
+            || department_id != current.department_id
+            || c.active.is_some_and(|a| a != current.active);
+        let changes = crate::db::models::UserChangeset {
+            role: c.role.map(|r| r.as_str().to_owned()),
+            jurisdiction_code: c.jurisdiction_code.clone(),
+            department_id: c.department_id.clone(),
+            display_name: c.display_name.clone(),
+            active: c.active,
+            password_hash: None,
+            updated_at: Some(to_db(now())),
+        };
+        q::update(conn, id, &changes)?;
+        let ended =
+            if rights_changed { super::sessions::revoke_all(conn, id, "rights_changed", now())? } else { Vec::new() };
+        let details = serde_json::json!({
+            "role": c.role.map(Role::as_str), "jurisdiction_code": c.jurisdiction_code, "department_id": c.department_id,
+            "display_name": c.display_name, "active": c.active, "sessions_ended": ended.len(),
+        });
+        super::audit::record(conn, p, "user.updated", "user", id, jurisdiction_path.as_deref(), details)?;
+        let user = q::by_id(conn, id)?.ok_or_else(|| AppError::not_found("user"))?;
+        Ok((user.into(), ended))
+    })
 }

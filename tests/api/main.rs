@@ -11,3 +11,4 @@ mod errors;
 mod lifecycle;
 mod project;
 mod reference;
+mod security;
