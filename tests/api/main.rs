@@ -9,6 +9,7 @@ mod auth;
 mod cases;
 mod errors;
 mod lifecycle;
+mod matrix;
 mod project;
 mod reference;
 mod security;
