@@ -11,6 +11,9 @@ pub struct Config {
     pub listen: String,
     /// `MINSHENG_JWT_SECRET`: HMAC key for access tokens; unset → generated once and kept in the database.
     pub jwt_secret: Option<String>,
+    /// `MINSHENG_JWT_PREVIOUS_SECRETS`: comma-separated former secrets whose tokens are still
+    /// accepted during a key rotation (default none).
+    pub jwt_previous_secrets: Vec<String>,
     /// `MINSHENG_ACCESS_TOKEN_TTL_SECS`: access-token lifetime (default 900).
     pub access_token_ttl: Duration,
     /// `MINSHENG_DB_POOL_SIZE`: connections in the pool (default 10).
@@ -50,6 +53,7 @@ impl Default for Config {
             database_url: "minsheng.db".to_owned(),
             listen: "127.0.0.1:8080".to_owned(),
             jwt_secret: None,
+            jwt_previous_secrets: Vec::new(),
             access_token_ttl: Duration::from_secs(900),
             pool_size: 10,
             db_timeout: Duration::from_millis(5000),
@@ -83,6 +87,9 @@ impl Config {
             database_url: var("DATABASE_URL").unwrap_or(d.database_url),
             listen: var("MINSHENG_LISTEN").unwrap_or(d.listen),
             jwt_secret: var("MINSHENG_JWT_SECRET"),
+            jwt_previous_secrets: var("MINSHENG_JWT_PREVIOUS_SECRETS")
+                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default(),
             access_token_ttl: Duration::from_secs(num(
                 "MINSHENG_ACCESS_TOKEN_TTL_SECS",
                 var("MINSHENG_ACCESS_TOKEN_TTL_SECS"),

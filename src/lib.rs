@@ -23,7 +23,6 @@ use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use base64::Engine;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use auth::password::Hasher;
 use auth::sessions::SessionCache;
@@ -41,24 +40,27 @@ pub fn init_state(config: Config) -> Result<AppState, String> {
     if applied > 0 {
         tracing::info!(applied, backend = backend.name(), "migrations applied");
     }
-    let (kid, secret) = match &config.jwt_secret {
-        Some(secret) => {
-            let digest = Sha256::digest(secret.as_bytes());
-            (format!("env-{}", &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)[..8]), secret.clone())
+    // The signing secret: from the environment, or generated once and kept in the database (the
+    // stored kid is informational; tokens carry a digest of the secret as their key id).
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            db::keys::signing_key(&mut conn, || {
+                let mut bytes = [0u8; 32];
+                rand::thread_rng().fill_bytes(&mut bytes);
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            })
+            .map_err(|e| format!("cannot load the signing key: {e}"))?
+            .1
         }
-        None => db::keys::signing_key(&mut conn, || {
-            let mut bytes = [0u8; 32];
-            rand::thread_rng().fill_bytes(&mut bytes);
-            base64::engine::general_purpose::STANDARD.encode(bytes)
-        })
-        .map_err(|e| format!("cannot load the signing key: {e}"))?,
     };
+    let previous: Vec<Vec<u8>> = config.jwt_previous_secrets.iter().map(|s| s.as_bytes().to_vec()).collect();
     drop(conn);
     let ttl = i64::try_from(config.access_token_ttl.as_secs()).unwrap_or(900);
     Ok(AppState {
         pool,
         backend,
-        tokens: TokenKeys::new(&kid, secret.as_bytes(), ttl),
+        tokens: TokenKeys::new(secret.as_bytes(), &previous, ttl),
         hasher: Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
         sessions: SessionCache::new(config.session_check_ttl),
         config: Arc::new(config),

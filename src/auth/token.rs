@@ -40,24 +40,31 @@ pub struct Claims {
     pub exp: i64,
 }
 
-/// The signing key in use.
+/// The key that signs new tokens, and every key whose tokens are still accepted.
 #[derive(Clone)]
 pub struct TokenKeys {
     kid: String,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    verifiers: Vec<(String, DecodingKey)>,
     ttl_secs: i64,
 }
 
+/// The key id of a shared secret: a short digest, so the same secret has the same id in every
+/// process and a rotated-out secret is recognised by the id on its tokens.
+pub fn key_id(secret: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(secret);
+    format!("k-{}", &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)[..10])
+}
+
 impl TokenKeys {
-    /// Keys from a shared secret.
-    pub fn new(kid: &str, secret: &[u8], ttl_secs: i64) -> TokenKeys {
-        TokenKeys {
-            kid: kid.to_owned(),
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            ttl_secs,
-        }
+    /// Signs with `current`; also accepts tokens signed with any of `previous` (a key rotation in
+    /// progress: their tokens die on their own within one token lifetime).
+    pub fn new(current: &[u8], previous: &[Vec<u8>], ttl_secs: i64) -> TokenKeys {
+        let mut verifiers = vec![(key_id(current), DecodingKey::from_secret(current))];
+        verifiers.extend(previous.iter().map(|s| (key_id(s), DecodingKey::from_secret(s))));
+        TokenKeys { kid: key_id(current), encoding: EncodingKey::from_secret(current), verifiers, ttl_secs }
     }
 
     /// Lifetime of new tokens in seconds.
@@ -90,16 +97,18 @@ impl TokenKeys {
     pub fn verify(&self, token: &str) -> Result<Principal, AppError> {
         let invalid = |detail: &str| AppError::Unauthenticated { code: "invalid_token", detail: detail.to_owned() };
         let header = decode_header(token).map_err(|_| invalid("the access token is malformed"))?;
-        if header.alg != Algorithm::HS256 || header.kid.as_deref() != Some(self.kid.as_str()) {
-            return Err(invalid("the access token was not signed by this service"));
+        let key = match (&header.alg, header.kid.as_deref()) {
+            (Algorithm::HS256, Some(kid)) => self.verifiers.iter().find(|(k, _)| k == kid).map(|(_, key)| key),
+            _ => None,
         }
+        .ok_or_else(|| invalid("the access token was not signed by this service"))?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[AUDIENCE]);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         validation.validate_nbf = true;
-        let data = decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
+        let data = decode::<Claims>(token, key, &validation).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                 AppError::Unauthenticated { code: "token_expired", detail: "the access token has expired".to_owned() }
             }

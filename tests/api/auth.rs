@@ -122,4 +122,30 @@ fn user_administration(b: Backend) {
     assert_eq!(got["username"], "wang.wu");
 }
 
-both!(login_and_tokens, user_administration);
+fn signing_keys_rotate_without_ending_sessions(b: Backend) {
+    use base64::Engine;
+    let old = "the-previous-secret-0123456789abcdef";
+    let app = TestApp::start_with(b, |c| c.jwt_previous_secrets = vec![old.to_owned()]);
+    app.create_admin("root", PASSWORD, None);
+    let token = app.login("root", PASSWORD);
+    // Re-sign the same claims with the previous key, as a process not yet restarted would have.
+    let payload = token.split('.').nth(1).expect("payload");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64"))
+            .expect("json");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(minsheng::auth::token::key_id(old.as_bytes()));
+    let old_token =
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(old.as_bytes())).expect("sign");
+    app.get("/api/v1/me", &old_token).expect(200);
+    // Once the old key is dropped from the configuration, its tokens are refused...
+    let without = TestApp::start(b);
+    without.get("/api/v1/me", &old_token).expect_problem(401, "invalid_token");
+    // ...and a key id that names the current key but was signed with another is refused too.
+    header.kid = jsonwebtoken::decode_header(&token).expect("h").kid;
+    let forged =
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(old.as_bytes())).expect("sign");
+    app.get("/api/v1/me", &forged).expect_problem(401, "invalid_token");
+}
+
+both!(login_and_tokens, user_administration, signing_keys_rotate_without_ending_sessions);
