@@ -102,21 +102,30 @@ pub fn use_refresh(conn: &mut DbConn, hash: &str, now: NaiveDateTime) -> QueryRe
     Ok(n == 1)
 }
 
-/// The throttle rows for `keys`.
-pub fn throttles(conn: &mut DbConn, keys: &[String]) -> QueryResult<Vec<Throttle>> {
-    login_throttle::table.filter(login_throttle::key.eq_any(keys)).select(Throttle::as_select()).load(conn)
-}
-
-/// Writes a throttle row (insert or replace).
-pub fn save_throttle(conn: &mut DbConn, t: &Throttle) -> QueryResult<()> {
-    let updated = diesel::update(login_throttle::table.find(&t.key)).set(t).execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(login_throttle::table).values(t).execute(conn)?;
+/// The throttle rows for `keys`, created fresh where missing and locked for the rest of the
+/// transaction (`FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already serialises), so
+/// concurrent attempts count one after another and none is lost.
+pub fn lock_throttles(conn: &mut DbConn, keys: &[String], now: NaiveDateTime) -> QueryResult<Vec<Throttle>> {
+    let fresh: Vec<Throttle> =
+        keys.iter().map(|k| Throttle { key: k.clone(), failures: 0, window_start: now, locked_until: None }).collect();
+    match conn {
+        DbConn::Pg(c) => {
+            diesel::insert_into(login_throttle::table).values(&fresh).on_conflict_do_nothing().execute(c)?;
+            login_throttle::table
+                .filter(login_throttle::key.eq_any(keys))
+                .order(login_throttle::key)
+                .select(Throttle::as_select())
+                .for_update()
+                .load(c)
+        }
+        DbConn::Sqlite(c) => {
+            diesel::insert_or_ignore_into(login_throttle::table).values(&fresh).execute(c)?;
+            login_throttle::table.filter(login_throttle::key.eq_any(keys)).select(Throttle::as_select()).load(c)
+        }
     }
-    Ok(())
 }
 
-/// Forgets a throttle key (after a successful login).
-pub fn clear_throttle(conn: &mut DbConn, key: &str) -> QueryResult<()> {
-    diesel::delete(login_throttle::table.find(key)).execute(conn).map(|_| ())
+/// Writes a throttle row.
+pub fn save_throttle(conn: &mut DbConn, t: &Throttle) -> QueryResult<()> {
+    diesel::update(login_throttle::table.find(&t.key)).set(t).execute(conn).map(|_| ())
 }

@@ -28,15 +28,20 @@ fn session_ttl(state: &AppState) -> chrono::Duration {
     chrono::Duration::from_std(state.config.refresh_token_ttl).unwrap_or(chrono::Duration::days(30))
 }
 
-/// The token pair handed out by login and refresh.
-fn tokens(state: &AppState, principal: &Principal, refresh_token: String) -> Result<HttpResponse, AppError> {
+/// The token pair handed out by login and refresh; the refresh token lives as long as the session.
+fn tokens(
+    state: &AppState,
+    principal: &Principal,
+    refresh_token: String,
+    session_ends: chrono::DateTime<chrono::Utc>,
+) -> Result<HttpResponse, AppError> {
     let access_token = state.tokens.issue(principal)?;
     Ok(HttpResponse::Ok().json(json!({
         "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": state.tokens.ttl_secs(),
         "refresh_token": refresh_token,
-        "refresh_expires_in": session_ttl(state).num_seconds(),
+        "refresh_expires_in": (session_ends - now()).num_seconds().max(0),
     })))
 }
 
@@ -52,10 +57,12 @@ pub async fn login(
     let address = client_address(&req, state.config.trust_forwarded_for);
     let keys = sessions::throttle_keys(&login.username, &address);
     let now = now();
-    let (lookup_keys, username) = (keys.clone(), login.username.clone());
+    let (attempt_keys, username, policy) = (keys.clone(), login.username.clone(), throttle_policy(&state));
+    // The attempt is counted before the password is checked, so parallel guesses cannot outrun
+    // the limit; a success gives the count back.
     let found = state
         .db(move |conn| {
-            sessions::check_throttle(conn, &lookup_keys, now)?;
+            sessions::begin_attempt(conn, &attempt_keys, &policy, now)?;
             svc::find_for_login(conn, &username)
         })
         .await?;
@@ -72,8 +79,6 @@ pub async fn login(
         })
         .await?;
     let Some(principal) = principal else {
-        let policy = throttle_policy(&state);
-        state.db(move |conn| sessions::record_failure(conn, &keys, &policy, now)).await?;
         tracing::info!("login refused");
         return Err(AppError::Unauthenticated {
             code: "invalid_credentials",
@@ -81,9 +86,9 @@ pub async fn login(
         });
     };
     let ttl = session_ttl(&state);
-    let (principal, refresh) = state.db(move |conn| sessions::open(conn, principal, &keys[0], ttl, now)).await?;
+    let (principal, refresh, ends) = state.db(move |conn| sessions::open(conn, principal, &keys, ttl, now)).await?;
     tracing::info!(user_id = %principal.id, "login");
-    tokens(&state, &principal, refresh)
+    tokens(&state, &principal, refresh, ends)
 }
 
 /// `POST /api/v1/auth/refresh`: a refresh token for a new pair. Each refresh token works once;
@@ -94,7 +99,7 @@ pub async fn refresh(state: web::Data<AppState>, JsonBody(body): JsonBody) -> Re
     i.finish()?;
     let token = need(token, "refresh_token")?;
     match state.db(move |conn| sessions::refresh(conn, &token, now())).await? {
-        Refreshed::Ok(principal, next) => tokens(&state, &principal, next),
+        Refreshed::Ok(principal, next, ends) => tokens(&state, &principal, next, ends),
         Refreshed::Reused(session_id) => {
             state.sessions.forget(&[session_id]);
             Err(AppError::Unauthenticated {
@@ -116,6 +121,7 @@ pub async fn logout(state: web::Data<AppState>, p: Principal) -> Result<HttpResp
 pub async fn change_own_password(
     state: web::Data<AppState>,
     p: Principal,
+    req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, AppError> {
     let mut i = Input::new(&body);
@@ -128,8 +134,15 @@ pub async fn change_own_password(
     }
     i.finish()?;
     let (current, new) = (need(current, "current_password")?, need(new, "new_password")?);
-    let user_id = p.id.clone();
-    let stored = state.db(move |conn| svc::password_hash(conn, &user_id)).await?;
+    // Guessing the current password is throttled like signing in.
+    let keys = sessions::throttle_keys(&p.name, &client_address(&req, state.config.trust_forwarded_for));
+    let (user_id, attempt_keys, policy) = (p.id.clone(), keys.clone(), throttle_policy(&state));
+    let stored = state
+        .db(move |conn| {
+            sessions::begin_attempt(conn, &attempt_keys, &policy, now())?;
+            svc::password_hash(conn, &user_id)
+        })
+        .await?;
     let hasher = state.hasher.clone();
     let hash = state
         .cpu(move || {
@@ -139,7 +152,12 @@ pub async fn change_own_password(
             hasher.hash(&new).map_err(AppError::Internal)
         })
         .await?;
-    let ended = state.db(move |conn| svc::set_password(conn, &p, &p.id, hash)).await?;
+    let ended = state
+        .db(move |conn| {
+            sessions::forgive(conn, &keys, now())?;
+            svc::set_password(conn, &p, &p.id, hash)
+        })
+        .await?;
     state.sessions.forget(&ended);
     Ok(HttpResponse::NoContent().finish())
 }
@@ -153,6 +171,12 @@ pub async fn reset_password(
 ) -> Result<HttpResponse, AppError> {
     p.require_admin()?;
     let id = path_id(&id, "user")?;
+    if id == p.id {
+        return Err(AppError::Forbidden {
+            code: "self_modification",
+            detail: "change your own password with POST /api/v1/me/password, which asks for the current one".to_owned(),
+        });
+    }
     let mut i = Input::new(&body);
     let password = i.secret("password", 128);
     i.finish()?;

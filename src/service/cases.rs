@@ -106,24 +106,27 @@ pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 
-/// Masks a name: first character kept, the rest starred (`张三丰` → `张**`).
+/// Masks a name: first character kept, the rest starred (`张三丰` → `张**`); a one-character name
+/// is starred whole.
 pub fn mask_name(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => std::iter::once(first).chain(chars.map(|_| '*')).collect(),
-        None => String::new(),
+    let count = name.chars().count();
+    if count <= 1 {
+        return "*".repeat(count);
     }
+    name.chars().enumerate().map(|(i, c)| if i == 0 { c } else { '*' }).collect()
 }
 
-/// Masks a phone number: first three and last four digits kept (`13812345678` → `138****5678`).
+/// Masks a phone number so at most seven of its characters show: a mobile number keeps its first
+/// three and last four digits (`13812345678` → `138****5678`); a shorter number keeps only its last
+/// two.
 pub fn mask_phone(phone: &str) -> String {
-    let chars: Vec<char> = phone.chars().collect();
-    if chars.len() <= 7 {
-        return "*".repeat(chars.len());
-    }
-    let (head, rest) = chars.split_at(3);
-    let (middle, tail) = rest.split_at(rest.len() - 4);
-    head.iter().chain(std::iter::repeat_n(&'*', middle.len())).chain(tail.iter()).collect()
+    let len = phone.chars().count();
+    let (head, tail) = match len {
+        11.. => (3, 4),
+        5..=10 => (0, 2),
+        _ => (0, 0),
+    };
+    phone.chars().enumerate().map(|(i, c)| if i < head || i >= len - tail { c } else { '*' }).collect()
 }
 
 /// Whether the caller may ask for the complainant's name and phone unmasked: supervisors and
@@ -762,7 +765,9 @@ mod tests {
     #[test]
     fn masks_names_and_phones() {
         assert_eq!(mask_name("张三丰"), "张**");
-        assert_eq!(mask_name("李"), "李");
+        assert_eq!(mask_name("李"), "*");
+        assert_eq!(mask_name("李四"), "李*");
+        assert_eq!(mask_phone("87654321"), "******21");
         assert_eq!(mask_phone("13812345678"), "138****5678");
         assert_eq!(mask_phone("0870-2123456"), "087*****3456");
         assert_eq!(mask_phone("12345"), "*****");

@@ -11,7 +11,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::users::principal_for;
-use crate::db::sessions::{self as q, RefreshToken, Session, Throttle};
+use crate::db::sessions::{self as q, RefreshToken, Session};
 use crate::db::{users, write_tx, DbConn};
 use crate::domain::access::Principal;
 use crate::domain::util::{from_db, to_db};
@@ -49,10 +49,46 @@ pub fn throttle_keys(username: &str, address: &str) -> [String; 2] {
     [format!("user:{}", username.to_lowercase()), format!("addr:{address}")]
 }
 
-/// Refuses with 429 while any of `keys` is locked.
-pub fn check_throttle(conn: &mut DbConn, keys: &[String], now: DateTime<Utc>) -> AppResult<()> {
-    let locked_until =
-        q::throttles(conn, keys)?.into_iter().filter_map(|t| t.locked_until).map(from_db).filter(|u| *u > now).max();
+/// Counts a password attempt against the account and the address *before* the password is
+/// checked, and refuses (429 with `Retry-After`) when either is locked or this attempt goes over its
+/// limit, which then locks it for `window`. Counting first means parallel guesses cannot slip past
+/// the limit; a successful attempt gives its count back ([`forgive`]).
+pub fn begin_attempt(
+    conn: &mut DbConn,
+    keys: &[String; 2],
+    policy: &ThrottlePolicy,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let locked_until = write_tx(conn, |conn| {
+        let rows = q::lock_throttles(conn, keys, to_db(now))?;
+        let mut locked_until: Option<DateTime<Utc>> = None;
+        for (i, key) in keys.iter().enumerate() {
+            let limit = if i == 0 { policy.max_per_account } else { policy.max_per_address };
+            let mut t = rows
+                .iter()
+                .find(|t| &t.key == key)
+                .cloned()
+                .ok_or_else(|| AppError::Internal("throttle row missing".to_owned()))?;
+            if let Some(until) = t.locked_until.map(from_db).filter(|u| *u > now) {
+                locked_until = locked_until.max(Some(until));
+                continue;
+            }
+            if from_db(t.window_start) + policy.window <= now || t.locked_until.is_some() {
+                t.failures = 0;
+                t.window_start = to_db(now);
+                t.locked_until = None;
+            }
+            t.failures += 1;
+            if t.failures > limit {
+                let until = now + policy.window;
+                t.locked_until = Some(to_db(until));
+                locked_until = locked_until.max(Some(until));
+                tracing::warn!(throttle = %key.split(':').next().unwrap_or(""), "sign-in locked after repeated failures");
+            }
+            q::save_throttle(conn, &t)?;
+        }
+        Ok::<_, AppError>(locked_until)
+    })?;
     match locked_until {
         Some(until) => Err(AppError::RateLimited {
             detail: "too many failed sign-in attempts; try again later".to_owned(),
@@ -62,51 +98,30 @@ pub fn check_throttle(conn: &mut DbConn, keys: &[String], now: DateTime<Utc>) ->
     }
 }
 
-/// Counts a failed login against the account and the address, locking whichever is over its limit.
-pub fn record_failure(
-    conn: &mut DbConn,
-    keys: &[String; 2],
-    policy: &ThrottlePolicy,
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    write_tx(conn, |conn| {
-        let existing = q::throttles(conn, keys)?;
-        for (i, key) in keys.iter().enumerate() {
-            let limit = if i == 0 { policy.max_per_account } else { policy.max_per_address };
-            let mut t = existing.iter().find(|t| &t.key == key).cloned().unwrap_or(Throttle {
-                key: key.clone(),
-                failures: 0,
-                window_start: to_db(now),
-                locked_until: None,
-            });
-            if from_db(t.window_start) + policy.window <= now {
-                t.failures = 0;
-                t.window_start = to_db(now);
-            }
-            t.failures += 1;
-            if t.failures >= limit {
-                t.locked_until = Some(to_db(now + policy.window));
-                t.failures = 0;
-                t.window_start = to_db(now);
-                tracing::warn!(throttle = %key.split(':').next().unwrap_or(""), "sign-in locked after repeated failures");
-            }
-            q::save_throttle(conn, &t)?;
+/// Gives back a successful attempt's count: the account starts afresh, the address gets one back.
+pub fn forgive(conn: &mut DbConn, keys: &[String; 2], now: DateTime<Utc>) -> AppResult<()> {
+    let rows = q::lock_throttles(conn, keys, to_db(now))?;
+    for mut t in rows {
+        if t.locked_until.is_some() {
+            continue;
         }
-        Ok(())
-    })
+        t.failures = if t.key == keys[0] { 0 } else { (t.failures - 1).max(0) };
+        q::save_throttle(conn, &t)?;
+    }
+    Ok(())
 }
 
-/// Opens a session for a signed-in user: returns the principal (with its session id) and the
-/// first refresh token.
+/// Opens a session for a signed-in user: returns the principal (with its session id), the first
+/// refresh token and when the session ends.
 pub fn open(
     conn: &mut DbConn,
     mut principal: Principal,
-    user_key: &str,
+    keys: &[String; 2],
     ttl: Duration,
     now: DateTime<Utc>,
-) -> AppResult<(Principal, String)> {
+) -> AppResult<(Principal, String, DateTime<Utc>)> {
     write_tx(conn, |conn| {
-        q::clear_throttle(conn, user_key)?;
+        forgive(conn, keys, now)?;
         let session = Session {
             id: super::new_id(),
             user_id: principal.id.clone(),
@@ -127,14 +142,14 @@ pub fn open(
             },
         )?;
         principal.session_id = Some(session.id);
-        Ok((principal, token))
+        Ok((principal, token, now + ttl))
     })
 }
 
 /// What a refresh attempt came to.
 pub enum Refreshed {
-    /// A new access principal and refresh token.
-    Ok(Principal, String),
+    /// A new access principal and refresh token, and when the session ends.
+    Ok(Principal, String, DateTime<Utc>),
     /// The token was already used: the session has been revoked (ids to forget).
     Reused(String),
 }
@@ -162,6 +177,7 @@ pub fn refresh(conn: &mut DbConn, token: &str, now: DateTime<Utc>) -> AppResult<
         let mut principal = principal_for(conn, &user)?;
         principal.session_id = Some(session.id.clone());
         let next = new_refresh_token();
+        let expires_at = from_db(session.expires_at);
         q::insert_refresh(
             conn,
             &RefreshToken {
@@ -171,7 +187,7 @@ pub fn refresh(conn: &mut DbConn, token: &str, now: DateTime<Utc>) -> AppResult<
                 used_at: None,
             },
         )?;
-        Ok(Refreshed::Ok(principal, next))
+        Ok(Refreshed::Ok(principal, next, expires_at))
     })
 }
 

@@ -356,7 +356,9 @@ pub fn update_user(conn: &mut DbConn, p: &Principal, id: &str, c: UserChanges) -
         };
         let role = c.role.map_or(current.role.clone(), |r| r.as_str().to_owned());
         let department_id = c.department_id.clone().or(current.department_id.clone());
-        if let Some(dept_id) = &c.department_id {
+        if let Some(dept_id) =
+            department_id.as_ref().filter(|_| c.department_id.is_some() || c.jurisdiction_code.is_some())
+        {
             let dept = reference::department(conn, dept_id)?
                 .filter(|d| d.active)
                 .ok_or_else(|| AppError::invalid("department_id", "not_found", "no such active department"))?;

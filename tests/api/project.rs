@@ -77,34 +77,44 @@ fn docker_compose_runs_the_service_against_postgres() {
     assert!(depends.contains(db_name), "the service waits for the database");
 }
 
-/// `(METHOD, path)` pairs registered in `src/routes/mod.rs`.
+/// `(METHOD, path)` pairs registered in `src/routes/mod.rs`, read token by token in source order
+/// (a method belongs to the nearest `resource("…")` before it), whatever the line breaks.
 fn registered_routes() -> BTreeSet<(String, String)> {
     let src = std::fs::read_to_string(root().join("src/routes/mod.rs")).expect("routes");
-    let mut routes = BTreeSet::new();
-    let mut scope = String::new();
-    let mut current: Option<String> = None;
-    for line in src.lines() {
-        if let Some(rest) = line.split("web::scope(\"").nth(1) {
-            scope = rest.split('"').next().unwrap_or("").to_owned();
+    let body = &src[src.find("pub fn configure").expect("configure")..];
+    let mut tokens: Vec<(usize, String)> = Vec::new();
+    for (needle, kind) in [("web::scope(\"", "scope"), ("resource(\"", "resource")] {
+        for (at, _) in body.match_indices(needle) {
+            let rest = &body[at + needle.len()..];
+            tokens.push((at, format!("{kind} {}", rest.split('"').next().unwrap_or(""))));
         }
-        if let Some(rest) = line.split("resource(\"").nth(1) {
-            let path = rest.split('"').next().unwrap_or("");
-            let full = if path.starts_with("/healthz") || path.starts_with("/readyz") {
-                path.to_owned()
-            } else {
-                format!("{scope}{path}")
-            };
-            current = Some(full);
+    }
+    for (needle, method) in [
+        ("web::get()", "GET"),
+        ("web::post()", "POST"),
+        ("web::patch()", "PATCH"),
+        ("web::put()", "PUT"),
+        ("web::delete()", "DELETE"),
+    ] {
+        for (at, _) in body.match_indices(needle) {
+            tokens.push((at, format!("method {method}")));
         }
-        for (needle, method) in [
-            ("web::get()", "GET"),
-            ("web::post()", "POST"),
-            ("web::patch()", "PATCH"),
-            ("web::put()", "PUT"),
-            ("web::delete()", "DELETE"),
-        ] {
-            for _ in line.matches(needle) {
-                routes.insert((method.to_owned(), current.clone().expect("route before resource")));
+    }
+    tokens.sort();
+    let (mut scope, mut current, mut routes) = (String::new(), None::<String>, BTreeSet::new());
+    for (_, token) in tokens {
+        let (kind, value) = token.split_once(' ').expect("token");
+        match kind {
+            "scope" => scope = value.to_owned(),
+            "resource" => {
+                current = Some(if value.starts_with("/healthz") || value.starts_with("/readyz") {
+                    value.to_owned()
+                } else {
+                    format!("{scope}{value}")
+                })
+            }
+            _ => {
+                routes.insert((value.to_owned(), current.clone().expect("a method before any resource")));
             }
         }
     }

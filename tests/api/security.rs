@@ -20,6 +20,8 @@ fn refresh_tokens_rotate_and_reuse_ends_the_session(b: Backend) {
     let (access, r1) = login_pair(&w.app, "sup", PASSWORD);
     assert!(r1.starts_with("msr_"));
     let next = refresh(&w.app, &r1).expect(200).clone();
+    // The session's end does not move with each refresh.
+    assert!(next["refresh_expires_in"].as_i64().is_some_and(|s| s > 0 && s <= 30 * 24 * 3600), "{next}");
     let r2 = next["refresh_token"].as_str().expect("r2").to_owned();
     let access2 = next["access_token"].as_str().expect("a2").to_owned();
     assert_ne!(r1, r2);
@@ -164,6 +166,16 @@ fn disabling_and_role_changes_end_sessions(b: Backend) {
     w.app
         .post(&format!("/api/v1/users/{sibling}/password"), &county_admin, json!({"password": "Reset-By-Admin-2026"}))
         .expect_problem(404, "not_found");
+    // Moving a caseworker to another county keeps a department that is not there: refused.
+    let water1 = w.ids["water1"].clone();
+    let r = w.app.patch(&format!("/api/v1/users/{water1}"), &w.admin, json!({"jurisdiction_code": "530621"}));
+    assert_eq!(r.bad_fields(), vec!["department_id"]);
+    let moved = w.app.patch(
+        &format!("/api/v1/users/{water1}"),
+        &w.admin,
+        json!({"jurisdiction_code": "530621", "department_id": w.sibling_dept}),
+    );
+    assert_eq!(moved.expect(200)["jurisdiction_code"], "530621");
     // A county admin cannot move a user out of the county.
     let r = w.app.patch(&path, &county_admin, json!({"jurisdiction_code": "530621"}));
     assert_eq!(r.bad_fields(), vec!["jurisdiction_code"]);
@@ -172,7 +184,7 @@ fn disabling_and_role_changes_end_sessions(b: Backend) {
 fn failed_logins_are_throttled(b: Backend) {
     let app = TestApp::start_with(b, |c| {
         c.login_max_failures = 3;
-        c.login_max_failures_per_address = 7;
+        c.login_max_failures_per_address = 9;
     });
     app.create_admin("chief", PASSWORD, None);
     let attempt = |user: &str, pw: &str| {
@@ -191,7 +203,7 @@ fn failed_logins_are_throttled(b: Backend) {
         attempt("ghost", "Wrong-Password-1").expect_problem(401, "invalid_credentials");
     }
     attempt("ghost", "Wrong-Password-1").expect_problem(429, "rate_limited");
-    // Seven failures from one address lock the address, whatever the account.
+    // Nine attempts from one address (refused ones count) lock the address, whatever the account.
     attempt("someone", "x-x-x-x-x-x").expect_problem(401, "invalid_credentials");
     let r = attempt("someone-else", "x-x-x-x-x-x");
     r.expect_problem(429, "rate_limited");
@@ -231,7 +243,43 @@ fn admin_changes_are_audited(b: Backend) {
     w.app.get("/api/v1/audit/admin", &w.supervisor).expect_problem(403, "admin_only");
 }
 
+fn parallel_guesses_cannot_outrun_the_limit(b: Backend) {
+    let app = std::sync::Arc::new(TestApp::start_with(b, |c| c.login_max_failures = 3));
+    app.create_admin("chief", PASSWORD, None);
+    let handles: Vec<_> = (0..12)
+        .map(|i| {
+            let app = std::sync::Arc::clone(&app);
+            std::thread::spawn(move || {
+                let body = json!({"username": "chief", "password": format!("Guess-Number-{i}")});
+                app.call("POST", "/api/v1/auth/login", None, Some(&body), &[]).status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().expect("join")).collect();
+    // At most three guesses were checked; every other attempt was refused before its check.
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 9, "{statuses:?}");
+}
+
+fn guessing_the_current_password_is_throttled(b: Backend) {
+    let app = TestApp::start_with(b, |c| c.login_max_failures = 2);
+    app.create_admin("chief", PASSWORD, None);
+    let token = app.login("chief", PASSWORD);
+    let guess = |pw: &str| {
+        app.post("/api/v1/me/password", &token, json!({"current_password": pw, "new_password": "Brand-New-Pass-2026"}))
+    };
+    assert_eq!(guess("Wrong-Guess-0001").bad_fields(), vec!["current_password"]);
+    assert_eq!(guess("Wrong-Guess-0002").bad_fields(), vec!["current_password"]);
+    guess(PASSWORD).expect_problem(429, "rate_limited");
+    // An admin resets others' passwords, never its own (that needs the current one).
+    let me = app.get("/api/v1/me", &token).expect(200)["id"].as_str().expect("id").to_owned();
+    app.post(&format!("/api/v1/users/{me}/password"), &token, json!({"password": "Brand-New-Pass-2026"}))
+        .expect_problem(403, "self_modification");
+}
+
 both!(
+    parallel_guesses_cannot_outrun_the_limit,
+    guessing_the_current_password_is_throttled,
     refresh_tokens_rotate_and_reuse_ends_the_session,
     concurrent_refreshes_with_one_token_cannot_both_win,
     logout_ends_the_session,
