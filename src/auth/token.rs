@@ -109,7 +109,8 @@ impl TokenKeys {
                 _ => invalid("the access token is invalid"),
             })?;
         let c = data.claims;
-        let role = Role::parse(&c.role)
+        // Only users sign in; `integration` is an API client's role and never in a token.
+        let role = Role::parse_user(&c.role)
             .ok_or_else(|| invalid("the access token names an unknown role"))?;
         Ok(Principal {
             id: c.sub,
@@ -119,6 +120,7 @@ impl TokenKeys {
             jurisdiction_code: c.jur,
             scope_path: c.scp,
             department_id: c.dep,
+            scopes: Vec::new(),
         })
     }
 }

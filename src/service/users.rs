@@ -78,7 +78,7 @@ impl Login {
 
 /// The signed-in principal for a user row, with its scope path.
 pub fn principal_for(conn: &mut DbConn, user: &User) -> AppResult<Principal> {
-    let role = Role::parse(&user.role)
+    let role = Role::parse_user(&user.role)
         .ok_or_else(|| AppError::Internal(format!("user {} has unknown role", user.id)))?;
     let scope_path = match &user.jurisdiction_code {
         Some(code) => Some(
@@ -98,6 +98,7 @@ pub fn principal_for(conn: &mut DbConn, user: &User) -> AppResult<Principal> {
         jurisdiction_code: user.jurisdiction_code.clone(),
         scope_path,
         department_id: user.department_id.clone(),
+        scopes: Vec::new(),
     })
 }
 
@@ -128,7 +129,7 @@ impl NewUser {
         let mut i = Input::new(body);
         let username = i.text("username", 64, false);
         let password = i.secret("password", 128);
-        let role = i.choice("role", Role::parse, Role::NAMES);
+        let role = i.choice("role", Role::parse_user, Role::USER_ROLE_NAMES);
         let jurisdiction_code = i.opt_text("jurisdiction_code", 12, false);
         let department_id = i.opt_uuid("department_id");
         let display_name = i.opt_text("display_name", 100, false);
