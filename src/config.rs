@@ -28,6 +28,9 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     /// See `argon2_memory_kib`.
     pub argon2_iterations: u32,
+    /// `MINSHENG_API_KEY_CACHE_SECS`: how long a process remembers a verified API key (default 5;
+    /// 0 turns the cache off). A revoked key keeps working in other processes for up to this long.
+    pub api_key_cache_ttl: Duration,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             workers: None,
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
+            api_key_cache_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -110,6 +114,11 @@ impl Config {
                 var("MINSHENG_ARGON2_ITERATIONS"),
                 d.argon2_iterations,
             )?,
+            api_key_cache_ttl: Duration::from_secs(num(
+                "MINSHENG_API_KEY_CACHE_SECS",
+                var("MINSHENG_API_KEY_CACHE_SECS"),
+                d.api_key_cache_ttl.as_secs(),
+            )?),
         })
     }
 }

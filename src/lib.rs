@@ -25,10 +25,14 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use auth::api_key::ApiKeyCache;
 use auth::password::Hasher;
 use auth::token::TokenKeys;
 use config::Config;
 use state::AppState;
+
+/// How many verified API keys a process remembers at most.
+const API_KEY_CACHE_CAPACITY: usize = 4096;
 
 /// Opens the pool, applies migrations and loads the signing key: everything `serve` needs.
 pub fn init_state(config: Config) -> Result<AppState, String> {
@@ -72,6 +76,7 @@ pub fn init_state(config: Config) -> Result<AppState, String> {
         backend,
         tokens: TokenKeys::new(&kid, secret.as_bytes(), ttl),
         hasher: Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
+        api_keys: ApiKeyCache::new(config.api_key_cache_ttl, API_KEY_CACHE_CAPACITY),
         config: Arc::new(config),
     })
 }

@@ -4,13 +4,15 @@ use std::sync::Arc;
 
 use actix_web::web;
 
+use crate::auth::api_key::ApiKeyCache;
 use crate::auth::password::Hasher;
 use crate::auth::token::TokenKeys;
 use crate::config::Config;
 use crate::db::{Backend, DbConn, DbPool};
 use crate::error::{AppError, AppResult};
 
-/// Shared state: the pool, the signing keys, the password hasher, the configuration.
+/// Shared state: the pool, the signing keys, the password hasher, the API key cache, the
+/// configuration.
 pub struct AppState {
     /// The database pool.
     pub pool: DbPool,
@@ -20,6 +22,8 @@ pub struct AppState {
     pub tokens: TokenKeys,
     /// Password hasher.
     pub hasher: Hasher,
+    /// Recently verified API keys.
+    pub api_keys: ApiKeyCache,
     /// Settings.
     pub config: Arc<Config>,
 }

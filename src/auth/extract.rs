@@ -1,26 +1,38 @@
-//! `Principal` as an actix extractor: every handler that takes one requires a valid bearer token.
-
-use std::future::{ready, Ready};
+//! `Principal` as an actix extractor: every handler that takes one requires a valid bearer token,
+//! either an access token from sign-in (checked in memory) or an API key (`msk_…`, looked up in
+//! the database unless this process verified it a moment ago).
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 
+use super::api_key;
 use crate::domain::access::Principal;
 use crate::error::AppError;
+use crate::service::api_clients;
 use crate::state::AppState;
 
 impl FromRequest for Principal {
     type Error = AppError;
-    type Future = Ready<Result<Principal, AppError>>;
+    type Future = LocalBoxFuture<'static, Result<Principal, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| AppError::Internal("application state missing".to_owned()))?;
+            let token = token?;
+            if api_key::is_api_key(&token) {
+                authenticate_key(&state, token).await
+            } else {
+                state.tokens.verify(&token)
+            }
+        })
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Principal, AppError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| AppError::Internal("application state missing".to_owned()))?;
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer_token(req: &HttpRequest) -> Result<String, AppError> {
     let missing = || AppError::Unauthenticated {
         code: "unauthenticated",
         detail: "send Authorization: Bearer <token>".to_owned(),
@@ -30,11 +42,33 @@ fn authenticate(req: &HttpRequest) -> Result<Principal, AppError> {
         .get(header::AUTHORIZATION)
         .ok_or_else(missing)?;
     let value = value.to_str().map_err(|_| missing())?;
-    let token = value
+    value
         .split_once(' ')
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
-        .ok_or_else(missing)?;
-    state.tokens.verify(token)
+        .map(str::to_owned)
+        .ok_or_else(missing)
+}
+
+/// The API client a key belongs to. The key itself goes no further than this function: only
+/// its prefix and hash reach the database, the cache and the logs never see it.
+async fn authenticate_key(state: &AppState, key: String) -> Result<Principal, AppError> {
+    let prefix = api_key::lookup_prefix(&key)
+        .map(str::to_owned)
+        .ok_or_else(api_key::invalid_key)?;
+    let key_hash = api_key::hash(&key);
+    drop(key);
+    if let Some(principal) = state.api_keys.get(&key_hash) {
+        return Ok(principal);
+    }
+    let presented = key_hash.clone();
+    let found = state
+        .db(move |conn| api_clients::authenticate(conn, &prefix, &presented))
+        .await?;
+    tracing::debug!(client_id = %found.principal.id, "API client {} authenticated", found.principal.id);
+    state
+        .api_keys
+        .put(key_hash, found.principal.clone(), found.valid_for);
+    Ok(found.principal)
 }
