@@ -4,10 +4,10 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::{JsonBody, QueryPairs};
-use crate::domain::access::Principal;
+use crate::domain::access::{Principal, PrincipalKind};
 use crate::domain::input::Query;
 use crate::error::AppError;
-use crate::service::{path_id, users as svc, PageRequest};
+use crate::service::{api_clients, path_id, users as svc, PageRequest};
 use crate::state::AppState;
 
 /// `POST /api/v1/auth/login`: username and password for a short-lived access token.
@@ -50,10 +50,18 @@ pub async fn login(
     })))
 }
 
-/// `GET /api/v1/me`.
+/// `GET /api/v1/me`: the signed-in user, or the API client whose key was sent.
 pub async fn me(state: web::Data<AppState>, p: Principal) -> Result<HttpResponse, AppError> {
-    let user = state.db(move |conn| svc::me(conn, &p)).await?;
-    Ok(HttpResponse::Ok().json(user))
+    match p.kind {
+        PrincipalKind::User => {
+            let user = state.db(move |conn| svc::me(conn, &p)).await?;
+            Ok(HttpResponse::Ok().json(user))
+        }
+        PrincipalKind::ApiClient => {
+            let client = state.db(move |conn| api_clients::me(conn, &p)).await?;
+            Ok(HttpResponse::Ok().json(client))
+        }
+    }
 }
 
 /// `POST /api/v1/users` (admins).
