@@ -161,12 +161,13 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewApiClient) -> AppResult<
             .or_else(|| p.jurisdiction_code.clone())
         {
             Some(code) => {
-                visible_jurisdiction(conn, p, &code).map_err(|_| {
-                    AppError::invalid(
+                visible_jurisdiction(conn, p, &code).map_err(|e| match e {
+                    AppError::NotFound { .. } => AppError::invalid(
                         "jurisdiction_code",
                         "not_found",
                         "no such jurisdiction in your scope",
-                    )
+                    ),
+                    other => other,
                 })?;
                 Some(code)
             }
@@ -213,7 +214,11 @@ fn visible_client(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<ApiCl
     let in_scope = match (&p.scope_path, &client.jurisdiction_code) {
         (None, _) => true,
         (Some(_), None) => false,
-        (Some(_), Some(code)) => visible_jurisdiction(conn, p, code).is_ok(),
+        (Some(_), Some(code)) => match visible_jurisdiction(conn, p, code) {
+            Ok(_) => true,
+            Err(AppError::NotFound { .. }) => false,
+            Err(e) => return Err(e),
+        },
     };
     if in_scope {
         Ok(client)
