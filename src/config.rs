@@ -57,17 +57,10 @@ impl Config {
     pub fn from_env() -> Result<Config, String> {
         let d = Config::default();
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        fn num<T: std::str::FromStr>(
-            name: &str,
-            value: Option<String>,
-            default: T,
-        ) -> Result<T, String> {
+        fn num<T: std::str::FromStr>(name: &str, value: Option<String>, default: T) -> Result<T, String> {
             match value {
                 None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("{name} must be a number, got {v:?}")),
+                Some(v) => v.trim().parse().map_err(|_| format!("{name} must be a number, got {v:?}")),
             }
         }
         Ok(Config {
@@ -79,22 +72,13 @@ impl Config {
                 var("MINSHENG_ACCESS_TOKEN_TTL_SECS"),
                 d.access_token_ttl.as_secs(),
             )?),
-            pool_size: num(
-                "MINSHENG_DB_POOL_SIZE",
-                var("MINSHENG_DB_POOL_SIZE"),
-                d.pool_size,
-            )?
-            .max(1),
+            pool_size: num("MINSHENG_DB_POOL_SIZE", var("MINSHENG_DB_POOL_SIZE"), d.pool_size)?.max(1),
             db_timeout: Duration::from_millis(num(
                 "MINSHENG_DB_TIMEOUT_MS",
                 var("MINSHENG_DB_TIMEOUT_MS"),
                 d.db_timeout.as_millis() as u64,
             )?),
-            max_body_bytes: num(
-                "MINSHENG_MAX_BODY_BYTES",
-                var("MINSHENG_MAX_BODY_BYTES"),
-                d.max_body_bytes,
-            )?,
+            max_body_bytes: num("MINSHENG_MAX_BODY_BYTES", var("MINSHENG_MAX_BODY_BYTES"), d.max_body_bytes)?,
             shutdown_grace: Duration::from_secs(num(
                 "MINSHENG_SHUTDOWN_GRACE_SECS",
                 var("MINSHENG_SHUTDOWN_GRACE_SECS"),

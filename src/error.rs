@@ -22,11 +22,7 @@ pub struct FieldError {
 impl FieldError {
     /// A field error.
     pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }
+        FieldError { field: field.into(), code, message: message.into() }
     }
 }
 
@@ -50,18 +46,10 @@ pub enum AppError {
     NotFound { detail: String },
     /// The action is not allowed from the case's current status.
     #[error("action {action} is not allowed while the case is {status}")]
-    InvalidTransition {
-        action: String,
-        status: String,
-        allowed_actions: Vec<String>,
-    },
+    InvalidTransition { action: String, status: String, allowed_actions: Vec<String> },
     /// The request conflicts with stored state (duplicate key, already done, …).
     #[error("{detail}")]
-    Conflict {
-        code: &'static str,
-        detail: String,
-        existing_id: Option<String>,
-    },
+    Conflict { code: &'static str, detail: String, existing_id: Option<String> },
     /// `If-Match` named a version that is no longer current.
     #[error("the case has changed since version {expected}; it is now at version {current}")]
     StaleVersion { expected: String, current: i64 },
@@ -76,10 +64,7 @@ pub enum AppError {
     MethodNotAllowed,
     /// Too many requests from this caller.
     #[error("{detail}")]
-    RateLimited {
-        detail: String,
-        retry_after_secs: u64,
-    },
+    RateLimited { detail: String, retry_after_secs: u64 },
     /// The database cannot be reached or is busy beyond the timeout.
     #[error("{detail}")]
     Unavailable { detail: String },
@@ -94,31 +79,19 @@ pub type AppResult<T> = Result<T, AppError>;
 impl AppError {
     /// A 400 with a code.
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        AppError::BadRequest {
-            code,
-            detail: detail.into(),
-        }
+        AppError::BadRequest { code, detail: detail.into() }
     }
     /// A 404 for a kind of resource.
     pub fn not_found(what: &str) -> Self {
-        AppError::NotFound {
-            detail: format!("{what} not found"),
-        }
+        AppError::NotFound { detail: format!("{what} not found") }
     }
     /// A 403.
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        AppError::Forbidden {
-            code: "forbidden",
-            detail: detail.into(),
-        }
+        AppError::Forbidden { code: "forbidden", detail: detail.into() }
     }
     /// A 409 with a code.
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        AppError::Conflict {
-            code,
-            detail: detail.into(),
-            existing_id: None,
-        }
+        AppError::Conflict { code, detail: detail.into(), existing_id: None }
     }
     /// A 422 for one field.
     pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Self {
@@ -233,9 +206,7 @@ impl ResponseError for AppError {
                 _ => None,
             },
             allowed_actions: match self {
-                AppError::InvalidTransition {
-                    allowed_actions, ..
-                } => Some(allowed_actions),
+                AppError::InvalidTransition { allowed_actions, .. } => Some(allowed_actions),
                 _ => None,
             },
             current_version: match self {
@@ -250,9 +221,7 @@ impl ResponseError for AppError {
         let mut response = HttpResponse::build(status);
         response.content_type("application/problem+json");
         match self {
-            AppError::RateLimited {
-                retry_after_secs, ..
-            } => {
+            AppError::RateLimited { retry_after_secs, .. } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             AppError::Unavailable { .. } => {
@@ -271,23 +240,17 @@ impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind as K, Error as E};
         match e {
-            E::NotFound => AppError::NotFound {
-                detail: "not found".to_owned(),
-            },
-            E::DatabaseError(K::UniqueViolation, _) => AppError::conflict(
-                "already_exists",
-                "a record with the same unique key already exists",
-            ),
-            E::DatabaseError(K::SerializationFailure, _) => AppError::conflict(
-                "concurrent_update",
-                "another request changed the same data; retry",
-            ),
-            E::DatabaseError(K::ClosedConnection, info) => AppError::Unavailable {
-                detail: info.message().to_owned(),
-            },
-            E::DatabaseError(_, ref info) if is_busy(info.message()) => AppError::Unavailable {
-                detail: info.message().to_owned(),
-            },
+            E::NotFound => AppError::NotFound { detail: "not found".to_owned() },
+            E::DatabaseError(K::UniqueViolation, _) => {
+                AppError::conflict("already_exists", "a record with the same unique key already exists")
+            }
+            E::DatabaseError(K::SerializationFailure, _) => {
+                AppError::conflict("concurrent_update", "another request changed the same data; retry")
+            }
+            E::DatabaseError(K::ClosedConnection, info) => AppError::Unavailable { detail: info.message().to_owned() },
+            E::DatabaseError(_, ref info) if is_busy(info.message()) => {
+                AppError::Unavailable { detail: info.message().to_owned() }
+            }
             other => AppError::Internal(other.to_string()),
         }
     }
@@ -300,9 +263,7 @@ fn is_busy(message: &str) -> bool {
 
 impl From<diesel::r2d2::PoolError> for AppError {
     fn from(e: diesel::r2d2::PoolError) -> Self {
-        AppError::Unavailable {
-            detail: e.to_string(),
-        }
+        AppError::Unavailable { detail: e.to_string() }
     }
 }
 
@@ -319,22 +280,14 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, limit: usize) -> AppE
     match err {
         J::ContentType => AppError::UnsupportedMediaType,
         J::Overflow { .. } | J::OverflowKnownLength { .. } => AppError::PayloadTooLarge { limit },
-        J::Deserialize(e) => {
-            AppError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-        }
-        other => AppError::bad_request(
-            "malformed_json",
-            format!("the body could not be read: {other}"),
-        ),
+        J::Deserialize(e) => AppError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")),
+        other => AppError::bad_request("malformed_json", format!("the body could not be read: {other}")),
     }
 }
 
 /// Maps query-string errors to a 400.
 pub fn query_error(err: actix_web::error::QueryPayloadError) -> AppError {
-    AppError::bad_request(
-        "invalid_query",
-        format!("the query string could not be read: {err}"),
-    )
+    AppError::bad_request("invalid_query", format!("the query string could not be read: {err}"))
 }
 
 /// Maps path-parameter errors to a 404 (a malformed id cannot name anything).

@@ -38,15 +38,8 @@ const API_KEY_CACHE_CAPACITY: usize = 4096;
 pub fn init_state(config: Config) -> Result<AppState, String> {
     let backend = db::Backend::from_url(&config.database_url);
     let busy_ms = u32::try_from(config.db_timeout.as_millis()).unwrap_or(u32::MAX);
-    let pool = db::build_pool(
-        &config.database_url,
-        config.pool_size,
-        busy_ms,
-        config.db_timeout,
-    )?;
-    let mut conn = pool
-        .get()
-        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    let pool = db::build_pool(&config.database_url, config.pool_size, busy_ms, config.db_timeout)?;
+    let mut conn = pool.get().map_err(|e| format!("cannot connect to the database: {e}"))?;
     let applied = db::run_migrations(&mut conn)?;
     if applied > 0 {
         tracing::info!(applied, backend = backend.name(), "migrations applied");
@@ -54,13 +47,7 @@ pub fn init_state(config: Config) -> Result<AppState, String> {
     let (kid, secret) = match &config.jwt_secret {
         Some(secret) => {
             let digest = Sha256::digest(secret.as_bytes());
-            (
-                format!(
-                    "env-{}",
-                    &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)[..8]
-                ),
-                secret.clone(),
-            )
+            (format!("env-{}", &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)[..8]), secret.clone())
         }
         None => db::keys::signing_key(&mut conn, || {
             let mut bytes = [0u8; 32];
@@ -112,18 +99,14 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let listen = config.listen.clone();
     let workers = config.workers;
     let grace = config.shutdown_grace.as_secs();
-    let state = web::block(move || init_state(config))
-        .await
-        .map_err(|e| e.to_string())??;
+    let state = web::block(move || init_state(config)).await.map_err(|e| e.to_string())??;
     let backend = state.backend.name();
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || app(state.clone())).shutdown_timeout(grace);
     if let Some(n) = workers {
         server = server.workers(n);
     }
-    let server = server
-        .bind(&listen)
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let server = server.bind(&listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     tracing::info!(listen = %listen, backend, "minsheng listening on {listen}");
     server.run().await.map_err(|e| e.to_string())?;
     tracing::info!("minsheng stopped");
@@ -136,17 +119,10 @@ pub fn init_logging() {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::io::stderr().is_terminal() {
         builder.init();
     } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .init();
+        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init();
     }
 }

@@ -42,14 +42,10 @@ fn main() {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => actix_web::rt::System::new().block_on(minsheng::serve(config)),
-        Command::Migrate => {
-            minsheng::init_state(config).map(|_| println!("database is up to date"))
+        Command::Migrate => minsheng::init_state(config).map(|_| println!("database is up to date")),
+        Command::CreateAdmin { username, password, jurisdiction_code } => {
+            create_admin(config, username, password, jurisdiction_code)
         }
-        Command::CreateAdmin {
-            username,
-            password,
-            jurisdiction_code,
-        } => create_admin(config, username, password, jurisdiction_code),
     };
     if let Err(e) = result {
         fail(&e);
@@ -63,9 +59,7 @@ fn create_admin(
     jurisdiction_code: Option<String>,
 ) -> Result<(), String> {
     if !is_username(&username) {
-        return Err(
-            "the username must be 3-64 characters: letters, digits, '_', '.', '@', '-'".to_owned(),
-        );
+        return Err("the username must be 3-64 characters: letters, digits, '_', '.', '@', '-'".to_owned());
     }
     minsheng::auth::password::check_policy(&password, &username)
         .map_err(|why| format!("weak password: the password {why}"))?;
@@ -80,15 +74,12 @@ fn create_admin(
         department_id: None,
         display_name: None,
     };
-    let user =
-        minsheng::service::users::create_admin(&mut conn, new, hash).map_err(|e| match e {
-            minsheng::error::AppError::Validation(errors) => errors
-                .into_iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-            other => other.to_string(),
-        })?;
+    let user = minsheng::service::users::create_admin(&mut conn, new, hash).map_err(|e| match e {
+        minsheng::error::AppError::Validation(errors) => {
+            errors.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+        }
+        other => other.to_string(),
+    })?;
     println!("created admin {} ({})", user.username, user.id);
     Ok(())
 }

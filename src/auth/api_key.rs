@@ -38,10 +38,7 @@ pub struct IssuedKey {
 
 impl std::fmt::Debug for IssuedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedKey")
-            .field("prefix", &self.prefix)
-            .field("key", &"<redacted>")
-            .finish()
+        f.debug_struct("IssuedKey").field("prefix", &self.prefix).field("key", &"<redacted>").finish()
     }
 }
 
@@ -68,15 +65,10 @@ pub fn lookup_prefix(key: &str) -> Option<&str> {
         return None;
     }
     let (prefix, rest) = key.split_at_checked(PREFIX_LEN)?;
-    let id_ok = prefix
-        .bytes()
-        .skip(KEY_START.len())
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    let secret_ok = rest.strip_prefix('_').is_some_and(|secret| {
-        secret
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
+    let id_ok = prefix.bytes().skip(KEY_START.len()).all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let secret_ok = rest
+        .strip_prefix('_')
+        .is_some_and(|secret| secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     (id_ok && secret_ok).then_some(prefix)
 }
 
@@ -103,10 +95,7 @@ fn to_hex(bytes: &[u8]) -> String {
 /// The one answer to a key that is unknown, malformed, revoked or expired: the caller learns
 /// nothing about which.
 pub fn invalid_key() -> AppError {
-    AppError::Unauthenticated {
-        code: "invalid_api_key",
-        detail: "the API key is not valid".to_owned(),
-    }
+    AppError::Unauthenticated { code: "invalid_api_key", detail: "the API key is not valid".to_owned() }
 }
 
 /// Verified keys (by their hash) and the principal they stand for, for a few seconds, so a busy
@@ -127,18 +116,12 @@ struct Cached {
 impl ApiKeyCache {
     /// A cache keeping entries for `ttl`, at most `capacity` of them.
     pub fn new(ttl: Duration, capacity: usize) -> ApiKeyCache {
-        ApiKeyCache {
-            ttl,
-            capacity: capacity.max(1),
-            entries: Mutex::new(HashMap::new()),
-        }
+        ApiKeyCache { ttl, capacity: capacity.max(1), entries: Mutex::new(HashMap::new()) }
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
         // A panic while holding the lock leaves nothing half-written worth refusing over.
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The principal of a key verified less than the time-to-live ago.
@@ -172,13 +155,7 @@ impl ApiKeyCache {
                 entries.clear();
             }
         }
-        entries.insert(
-            key_hash,
-            Cached {
-                principal,
-                until: now + ttl,
-            },
-        );
+        entries.insert(key_hash, Cached { principal, until: now + ttl });
     }
 
     /// Forgets every key of a client (after a revocation, rotation or change of scopes).

@@ -19,8 +19,7 @@ impl FromRequest for Principal {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
         Box::pin(async move {
-            let state =
-                state.ok_or_else(|| AppError::Internal("application state missing".to_owned()))?;
+            let state = state.ok_or_else(|| AppError::Internal("application state missing".to_owned()))?;
             let token = token?;
             if api_key::is_api_key(&token) {
                 authenticate_key(&state, token).await
@@ -37,10 +36,7 @@ fn bearer_token(req: &HttpRequest) -> Result<String, AppError> {
         code: "unauthenticated",
         detail: "send Authorization: Bearer <token>".to_owned(),
     };
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(missing)?;
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(missing)?;
     let value = value.to_str().map_err(|_| missing())?;
     value
         .split_once(' ')
@@ -54,21 +50,15 @@ fn bearer_token(req: &HttpRequest) -> Result<String, AppError> {
 /// The API client a key belongs to. The key itself goes no further than this function: only
 /// its prefix and hash reach the database, the cache and the logs never see it.
 async fn authenticate_key(state: &AppState, key: String) -> Result<Principal, AppError> {
-    let prefix = api_key::lookup_prefix(&key)
-        .map(str::to_owned)
-        .ok_or_else(api_key::invalid_key)?;
+    let prefix = api_key::lookup_prefix(&key).map(str::to_owned).ok_or_else(api_key::invalid_key)?;
     let key_hash = api_key::hash(&key);
     drop(key);
     if let Some(principal) = state.api_keys.get(&key_hash) {
         return Ok(principal);
     }
     let presented = key_hash.clone();
-    let found = state
-        .db(move |conn| api_clients::authenticate(conn, &prefix, &presented))
-        .await?;
+    let found = state.db(move |conn| api_clients::authenticate(conn, &prefix, &presented)).await?;
     tracing::debug!(client_id = %found.principal.id, "API client {} authenticated", found.principal.id);
-    state
-        .api_keys
-        .put(key_hash, found.principal.clone(), found.valid_for);
+    state.api_keys.put(key_hash, found.principal.clone(), found.valid_for);
     Ok(found.principal)
 }

@@ -1,9 +1,7 @@
 //! argon2id password hashing and the password policy. Hashing is slow on purpose: callers run it
 //! inside `web::block`, never on an actix worker.
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 /// Hashes and verifies passwords with fixed cost parameters.
@@ -18,17 +16,9 @@ pub struct Hasher {
 impl Hasher {
     /// A hasher with `memory_kib` and `iterations` (parallelism 1).
     pub fn new(memory_kib: u32, iterations: u32) -> Result<Hasher, String> {
-        let params = Params::new(
-            memory_kib.max(Params::MIN_M_COST),
-            iterations.max(1),
-            1,
-            None,
-        )
-        .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
-        let mut hasher = Hasher {
-            params,
-            dummy_hash: String::new(),
-        };
+        let params = Params::new(memory_kib.max(Params::MIN_M_COST), iterations.max(1), 1, None)
+            .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+        let mut hasher = Hasher { params, dummy_hash: String::new() };
         hasher.dummy_hash = hasher.hash(&uuid::Uuid::new_v4().to_string())?;
         Ok(hasher)
     }
@@ -50,11 +40,7 @@ impl Hasher {
     pub fn verify(&self, password: &str, hash: Option<&str>) -> bool {
         let target = hash.unwrap_or(&self.dummy_hash);
         let ok = PasswordHash::new(target)
-            .map(|parsed| {
-                self.argon2()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
+            .map(|parsed| self.argon2().verify_password(password.as_bytes(), &parsed).is_ok())
             .unwrap_or(false);
         ok && hash.is_some()
     }

@@ -1,8 +1,6 @@
 //! Short-lived access tokens: HS256 JWTs with a `kid` header so signing keys can rotate.
 
-use jsonwebtoken::{
-    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
-};
+use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::access::{Principal, PrincipalKind};
@@ -87,10 +85,7 @@ impl TokenKeys {
 
     /// Checks a token's signature, algorithm, key id, expiry, audience and issuer.
     pub fn verify(&self, token: &str) -> Result<Principal, AppError> {
-        let invalid = |detail: &str| AppError::Unauthenticated {
-            code: "invalid_token",
-            detail: detail.to_owned(),
-        };
+        let invalid = |detail: &str| AppError::Unauthenticated { code: "invalid_token", detail: detail.to_owned() };
         let header = decode_header(token).map_err(|_| invalid("the access token is malformed"))?;
         if header.alg != Algorithm::HS256 || header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(invalid("the access token was not signed by this service"));
@@ -100,18 +95,15 @@ impl TokenKeys {
         validation.set_issuer(&[AUDIENCE]);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
-        let data =
-            decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AppError::Unauthenticated {
-                    code: "token_expired",
-                    detail: "the access token has expired".to_owned(),
-                },
-                _ => invalid("the access token is invalid"),
-            })?;
+        let data = decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                AppError::Unauthenticated { code: "token_expired", detail: "the access token has expired".to_owned() }
+            }
+            _ => invalid("the access token is invalid"),
+        })?;
         let c = data.claims;
         // Only users sign in; `integration` is an API client's role and never in a token.
-        let role = Role::parse_user(&c.role)
-            .ok_or_else(|| invalid("the access token names an unknown role"))?;
+        let role = Role::parse_user(&c.role).ok_or_else(|| invalid("the access token names an unknown role"))?;
         Ok(Principal {
             id: c.sub,
             name: c.name,

@@ -10,22 +10,14 @@ use super::DbConn;
 
 /// A client by id.
 pub fn by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<ApiClient>> {
-    a::api_clients
-        .find(id)
-        .select(ApiClient::as_select())
-        .first(conn)
-        .optional()
+    a::api_clients.find(id).select(ApiClient::as_select()).first(conn).optional()
 }
 
 /// The clients whose current or previous key has this prefix (at most a couple of rows; the
 /// caller decides which key the prefix names and whether it is still valid).
 pub fn by_key_prefix(conn: &mut DbConn, prefix: &str) -> QueryResult<Vec<ApiClient>> {
     a::api_clients
-        .filter(
-            a::key_prefix
-                .eq(prefix)
-                .or(a::previous_key_prefix.eq(prefix)),
-        )
+        .filter(a::key_prefix.eq(prefix).or(a::previous_key_prefix.eq(prefix)))
         .select(ApiClient::as_select())
         .limit(4)
         .load(conn)
@@ -38,35 +30,20 @@ pub fn prefix_taken(conn: &mut DbConn, prefix: &str) -> QueryResult<bool> {
 
 /// Stores a new client.
 pub fn insert(conn: &mut DbConn, client: &ApiClient) -> QueryResult<()> {
-    diesel::insert_into(a::api_clients)
-        .values(client)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(a::api_clients).values(client).execute(conn).map(|_| ())
 }
 
 /// Changes a client's name or scopes.
 pub fn update(conn: &mut DbConn, id: &str, changes: &ApiClientChanges) -> QueryResult<usize> {
-    diesel::update(a::api_clients.find(id))
-        .set(changes)
-        .execute(conn)
+    diesel::update(a::api_clients.find(id)).set(changes).execute(conn)
 }
 
 /// Replaces an active client's key (and its previous key), if its current key still has
 /// `expected_prefix`; returns the number of rows changed (0: revoked or rotated meanwhile).
-pub fn set_keys(
-    conn: &mut DbConn,
-    id: &str,
-    expected_prefix: &str,
-    keys: &ApiClientKeyChanges,
-) -> QueryResult<usize> {
-    diesel::update(
-        a::api_clients
-            .find(id)
-            .filter(a::key_prefix.eq(expected_prefix))
-            .filter(a::active.eq(true)),
-    )
-    .set(keys)
-    .execute(conn)
+pub fn set_keys(conn: &mut DbConn, id: &str, expected_prefix: &str, keys: &ApiClientKeyChanges) -> QueryResult<usize> {
+    diesel::update(a::api_clients.find(id).filter(a::key_prefix.eq(expected_prefix)).filter(a::active.eq(true)))
+        .set(keys)
+        .execute(conn)
 }
 
 /// Revokes a client: inactive from `at` on, with both of its keys.
@@ -83,19 +60,11 @@ pub fn revoke(conn: &mut DbConn, id: &str, at: NaiveDateTime) -> QueryResult<usi
 
 /// Records a use of the client's key at `at`, unless one was recorded since `not_before` (so a busy
 /// client costs one write a minute, not one per request). Returns whether a row was written.
-pub fn touch(
-    conn: &mut DbConn,
-    id: &str,
-    at: NaiveDateTime,
-    not_before: NaiveDateTime,
-) -> QueryResult<bool> {
-    let n = diesel::update(
-        a::api_clients
-            .find(id)
-            .filter(a::last_used_at.is_null().or(a::last_used_at.lt(not_before))),
-    )
-    .set(a::last_used_at.eq(Some(at)))
-    .execute(conn)?;
+pub fn touch(conn: &mut DbConn, id: &str, at: NaiveDateTime, not_before: NaiveDateTime) -> QueryResult<bool> {
+    let n =
+        diesel::update(a::api_clients.find(id).filter(a::last_used_at.is_null().or(a::last_used_at.lt(not_before))))
+            .set(a::last_used_at.eq(Some(at)))
+            .execute(conn)?;
     Ok(n == 1)
 }
 
@@ -115,9 +84,7 @@ pub fn list(
         .limit(limit)
         .into_boxed();
     if let Some((from, to)) = range {
-        query = query
-            .filter(j::path.ge(from.to_owned()))
-            .filter(j::path.lt(to.to_owned()));
+        query = query.filter(j::path.ge(from.to_owned())).filter(j::path.lt(to.to_owned()));
     }
     if let Some(after) = after {
         query = query.filter(a::id.gt(after.to_owned()));

@@ -9,37 +9,20 @@ use super::DbConn;
 
 /// A case by id.
 pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<Case>> {
-    cases::table
-        .find(id)
-        .select(Case::as_select())
-        .first(conn)
-        .optional()
+    cases::table.find(id).select(Case::as_select()).first(conn).optional()
 }
 
 /// A case by id, locked for the rest of the transaction (`FOR UPDATE` on PostgreSQL; on SQLite the
 /// `BEGIN IMMEDIATE` of [`super::write_tx`] already holds the database's write lock).
 pub fn get_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<Case>> {
     match conn {
-        DbConn::Pg(c) => cases::table
-            .find(id)
-            .select(Case::as_select())
-            .for_update()
-            .first(c)
-            .optional(),
-        DbConn::Sqlite(c) => cases::table
-            .find(id)
-            .select(Case::as_select())
-            .first(c)
-            .optional(),
+        DbConn::Pg(c) => cases::table.find(id).select(Case::as_select()).for_update().first(c).optional(),
+        DbConn::Sqlite(c) => cases::table.find(id).select(Case::as_select()).first(c).optional(),
     }
 }
 
 /// A case by its external reference.
-pub fn by_external(
-    conn: &mut DbConn,
-    source: &str,
-    external_id: &str,
-) -> QueryResult<Option<Case>> {
+pub fn by_external(conn: &mut DbConn, source: &str, external_id: &str) -> QueryResult<Option<Case>> {
     cases::table
         .filter(cases::external_source.eq(source))
         .filter(cases::external_id.eq(external_id))
@@ -65,10 +48,7 @@ pub fn next_ref_number(conn: &mut DbConn, prefix: &str) -> QueryResult<i64> {
 
 /// Stores a new case.
 pub fn insert(conn: &mut DbConn, case: &Case) -> QueryResult<()> {
-    diesel::insert_into(cases::table)
-        .values(case)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(cases::table).values(case).execute(conn).map(|_| ())
 }
 
 /// Writes an action's changes if the case is still at `expected_version`; returns whether it was.
@@ -78,22 +58,15 @@ pub fn update_lifecycle(
     expected_version: i64,
     changes: &CaseLifecycleChanges,
 ) -> QueryResult<bool> {
-    let n = diesel::update(
-        cases::table
-            .filter(cases::id.eq(id))
-            .filter(cases::version.eq(expected_version)),
-    )
-    .set(changes)
-    .execute(conn)?;
+    let n = diesel::update(cases::table.filter(cases::id.eq(id)).filter(cases::version.eq(expected_version)))
+        .set(changes)
+        .execute(conn)?;
     Ok(n == 1)
 }
 
 /// Appends an event.
 pub fn insert_event(conn: &mut DbConn, event: &CaseEvent) -> QueryResult<()> {
-    diesel::insert_into(case_events::table)
-        .values(event)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(case_events::table).values(event).execute(conn).map(|_| ())
 }
 
 /// A case's events in order.
@@ -141,17 +114,13 @@ pub fn list(conn: &mut DbConn, f: &CaseFilter, limit: i64) -> QueryResult<Vec<Ca
         .limit(limit)
         .into_boxed();
     for (from, to) in [&f.scope, &f.subtree].into_iter().flatten() {
-        q = q
-            .filter(cases::jurisdiction_path.ge(from.clone()))
-            .filter(cases::jurisdiction_path.lt(to.clone()));
+        q = q.filter(cases::jurisdiction_path.ge(from.clone())).filter(cases::jurisdiction_path.lt(to.clone()));
     }
     if let Some((user, department)) = &f.own {
         q = match department {
-            Some(d) => q.filter(
-                cases::created_by
-                    .eq(user.clone())
-                    .or(cases::department_id.eq(d.clone()).assume_not_null()),
-            ),
+            Some(d) => {
+                q.filter(cases::created_by.eq(user.clone()).or(cases::department_id.eq(d.clone()).assume_not_null()))
+            }
             None => q.filter(cases::created_by.eq(user.clone())),
         };
     }
@@ -191,24 +160,13 @@ pub fn list(conn: &mut DbConn, f: &CaseFilter, limit: i64) -> QueryResult<Vec<Ca
         q = q.filter(cases::due_at.lt(t));
     }
     if let Some(p) = &f.q_pattern {
-        q = q.filter(
-            cases::title
-                .like(p.clone())
-                .escape('\\')
-                .or(cases::description.like(p.clone()).escape('\\')),
-        );
+        q = q.filter(cases::title.like(p.clone()).escape('\\').or(cases::description.like(p.clone()).escape('\\')));
     }
     if let Some((source, id)) = &f.external {
-        q = q
-            .filter(cases::external_source.eq(source.clone()))
-            .filter(cases::external_id.eq(id.clone()));
+        q = q.filter(cases::external_source.eq(source.clone())).filter(cases::external_id.eq(id.clone()));
     }
     if let Some((at, id)) = &f.after {
-        q = q.filter(
-            cases::created_at
-                .lt(*at)
-                .or(cases::created_at.eq(*at).and(cases::id.lt(id.clone()))),
-        );
+        q = q.filter(cases::created_at.lt(*at).or(cases::created_at.eq(*at).and(cases::id.lt(id.clone()))));
     }
     q.load(conn)
 }

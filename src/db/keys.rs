@@ -8,15 +8,8 @@ use super::DbConn;
 /// The newest signing key `(kid, secret)`, creating one with `generate` if there is none yet.
 /// Several processes starting at once agree on one key: the insert of a fixed first kid can only
 /// succeed once, and everybody reads back whatever is stored.
-pub fn signing_key(
-    conn: &mut DbConn,
-    generate: impl FnOnce() -> String,
-) -> QueryResult<(String, String)> {
-    let existing = k::server_keys
-        .select((k::kid, k::secret))
-        .order(k::created_at.desc())
-        .first(conn)
-        .optional()?;
+pub fn signing_key(conn: &mut DbConn, generate: impl FnOnce() -> String) -> QueryResult<(String, String)> {
+    let existing = k::server_keys.select((k::kid, k::secret)).order(k::created_at.desc()).first(conn).optional()?;
     if let Some(key) = existing {
         return Ok(key);
     }
@@ -28,15 +21,8 @@ pub fn signing_key(
         ))
         .execute(conn);
     match inserted {
-        Ok(_)
-        | Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => {}
+        Ok(_) | Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {}
         Err(e) => return Err(e),
     }
-    k::server_keys
-        .select((k::kid, k::secret))
-        .order(k::created_at.desc())
-        .first(conn)
+    k::server_keys.select((k::kid, k::secret)).order(k::created_at.desc()).first(conn)
 }

@@ -82,11 +82,7 @@ pub struct ConnectionFactory {
 impl ConnectionFactory {
     /// A factory for `url`.
     pub fn new(url: &str, busy_timeout_ms: u32) -> Self {
-        ConnectionFactory {
-            url: url.to_owned(),
-            backend: Backend::from_url(url),
-            busy_timeout_ms,
-        }
+        ConnectionFactory { url: url.to_owned(), backend: Backend::from_url(url), busy_timeout_ms }
     }
 
     /// Opens one connection, configured for this service.
@@ -102,8 +98,7 @@ impl ConnectionFactory {
                     "PRAGMA synchronous = NORMAL".to_owned(),
                     "PRAGMA foreign_keys = ON".to_owned(),
                 ] {
-                    conn.batch_execute(&pragma)
-                        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                    conn.batch_execute(&pragma).map_err(ConnectionError::CouldntSetupConfiguration)?;
                 }
                 Ok(DbConn::Sqlite(conn))
             }
@@ -125,8 +120,7 @@ impl ManageConnection for ConnectionFactory {
     }
 
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(r2d2::Error::QueryError)
+        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
     }
 
     fn has_broken(&self, conn: &mut DbConn) -> bool {
@@ -135,12 +129,7 @@ impl ManageConnection for ConnectionFactory {
 }
 
 /// Builds the pool. Connections are opened lazily (`min_idle` 1) so start-up stays fast.
-pub fn build_pool(
-    url: &str,
-    max_size: u32,
-    busy_timeout_ms: u32,
-    connect_timeout: Duration,
-) -> Result<DbPool, String> {
+pub fn build_pool(url: &str, max_size: u32, busy_timeout_ms: u32, connect_timeout: Duration) -> Result<DbPool, String> {
     let factory = ConnectionFactory::new(url, busy_timeout_ms);
     r2d2::Pool::builder()
         .max_size(max_size)
@@ -156,13 +145,9 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<usize, String> {
     let applied = match conn {
         DbConn::Pg(c) => {
             // Several processes may start at once against one PostgreSQL: migrate one at a time.
-            c.batch_execute("SELECT pg_advisory_lock(7370326117)")
-                .map_err(|e| format!("migration lock: {e}"))?;
-            let result = c
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|v| v.len());
-            c.batch_execute("SELECT pg_advisory_unlock(7370326117)")
-                .map_err(|e| format!("migration unlock: {e}"))?;
+            c.batch_execute("SELECT pg_advisory_lock(7370326117)").map_err(|e| format!("migration lock: {e}"))?;
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len());
+            c.batch_execute("SELECT pg_advisory_unlock(7370326117)").map_err(|e| format!("migration unlock: {e}"))?;
             result
         }
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
@@ -173,10 +158,7 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<usize, String> {
 /// Runs `work` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so a transaction that reads and
 /// then writes waits for the write lock up front instead of failing with SQLITE_BUSY half-way), a
 /// plain `BEGIN` on PostgreSQL. Commits on `Ok`, rolls back on `Err`.
-pub fn write_tx<T, E>(
-    conn: &mut DbConn,
-    work: impl FnOnce(&mut DbConn) -> Result<T, E>,
-) -> Result<T, E>
+pub fn write_tx<T, E>(conn: &mut DbConn, work: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
 {

@@ -9,33 +9,18 @@ use super::DbConn;
 
 /// A jurisdiction by code.
 pub fn jurisdiction(conn: &mut DbConn, code: &str) -> QueryResult<Option<Jurisdiction>> {
-    jurisdictions::table
-        .find(code)
-        .select(Jurisdiction::as_select())
-        .first(conn)
-        .optional()
+    jurisdictions::table.find(code).select(Jurisdiction::as_select()).first(conn).optional()
 }
 
 /// Stores a jurisdiction.
 pub fn insert_jurisdiction(conn: &mut DbConn, row: &Jurisdiction) -> QueryResult<()> {
-    diesel::insert_into(jurisdictions::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(jurisdictions::table).values(row).execute(conn).map(|_| ())
 }
 
 /// Renames a jurisdiction.
-pub fn rename_jurisdiction(
-    conn: &mut DbConn,
-    code: &str,
-    name: &str,
-    now: NaiveDateTime,
-) -> QueryResult<usize> {
+pub fn rename_jurisdiction(conn: &mut DbConn, code: &str, name: &str, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(jurisdictions::table.find(code))
-        .set((
-            jurisdictions::name.eq(name),
-            jurisdictions::updated_at.eq(now),
-        ))
+        .set((jurisdictions::name.eq(name), jurisdictions::updated_at.eq(now)))
         .execute(conn)
 }
 
@@ -54,9 +39,7 @@ pub fn list_jurisdictions(
         .limit(limit)
         .into_boxed();
     if let Some((from, to)) = range {
-        q = q
-            .filter(jurisdictions::path.ge(from.to_owned()))
-            .filter(jurisdictions::path.lt(to.to_owned()));
+        q = q.filter(jurisdictions::path.ge(from.to_owned())).filter(jurisdictions::path.lt(to.to_owned()));
     }
     if let Some(parent) = parent {
         q = q.filter(jurisdictions::parent_code.eq(parent.to_owned()));
@@ -69,30 +52,17 @@ pub fn list_jurisdictions(
 
 /// A department by id.
 pub fn department(conn: &mut DbConn, id: &str) -> QueryResult<Option<Department>> {
-    departments::table
-        .find(id)
-        .select(Department::as_select())
-        .first(conn)
-        .optional()
+    departments::table.find(id).select(Department::as_select()).first(conn).optional()
 }
 
 /// Stores a department.
 pub fn insert_department(conn: &mut DbConn, row: &Department) -> QueryResult<()> {
-    diesel::insert_into(departments::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(departments::table).values(row).execute(conn).map(|_| ())
 }
 
 /// Changes a department.
-pub fn update_department(
-    conn: &mut DbConn,
-    id: &str,
-    changes: &DepartmentChanges,
-) -> QueryResult<usize> {
-    diesel::update(departments::table.find(id))
-        .set(changes)
-        .execute(conn)
+pub fn update_department(conn: &mut DbConn, id: &str, changes: &DepartmentChanges) -> QueryResult<usize> {
+    diesel::update(departments::table.find(id)).set(changes).execute(conn)
 }
 
 /// Departments of the jurisdictions whose codes are given (all when `None`), by id after `after`.
@@ -110,9 +80,7 @@ pub fn list_departments(
         .limit(limit)
         .into_boxed();
     if let Some((from, to)) = range {
-        q = q
-            .filter(jurisdictions::path.ge(from.to_owned()))
-            .filter(jurisdictions::path.lt(to.to_owned()));
+        q = q.filter(jurisdictions::path.ge(from.to_owned())).filter(jurisdictions::path.lt(to.to_owned()));
     }
     if let Some(code) = jurisdiction {
         q = q.filter(departments::jurisdiction_code.eq(code.to_owned()));
@@ -125,43 +93,22 @@ pub fn list_departments(
 
 /// A category by code.
 pub fn category(conn: &mut DbConn, code: &str) -> QueryResult<Option<Category>> {
-    categories::table
-        .find(code)
-        .select(Category::as_select())
-        .first(conn)
-        .optional()
+    categories::table.find(code).select(Category::as_select()).first(conn).optional()
 }
 
 /// Stores a category.
 pub fn insert_category(conn: &mut DbConn, row: &Category) -> QueryResult<()> {
-    diesel::insert_into(categories::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(categories::table).values(row).execute(conn).map(|_| ())
 }
 
 /// Changes a category.
-pub fn update_category(
-    conn: &mut DbConn,
-    code: &str,
-    changes: &CategoryChanges,
-) -> QueryResult<usize> {
-    diesel::update(categories::table.find(code))
-        .set(changes)
-        .execute(conn)
+pub fn update_category(conn: &mut DbConn, code: &str, changes: &CategoryChanges) -> QueryResult<usize> {
+    diesel::update(categories::table.find(code)).set(changes).execute(conn)
 }
 
 /// Categories by code after `after`.
-pub fn list_categories(
-    conn: &mut DbConn,
-    after: Option<&str>,
-    limit: i64,
-) -> QueryResult<Vec<Category>> {
-    let mut q = categories::table
-        .select(Category::as_select())
-        .order(categories::code.asc())
-        .limit(limit)
-        .into_boxed();
+pub fn list_categories(conn: &mut DbConn, after: Option<&str>, limit: i64) -> QueryResult<Vec<Category>> {
+    let mut q = categories::table.select(Category::as_select()).order(categories::code.asc()).limit(limit).into_boxed();
     if let Some(after) = after {
         q = q.filter(categories::code.gt(after.to_owned()));
     }
@@ -170,30 +117,17 @@ pub fn list_categories(
 
 /// A programme by id.
 pub fn programme(conn: &mut DbConn, id: &str) -> QueryResult<Option<Programme>> {
-    programmes::table
-        .find(id)
-        .select(Programme::as_select())
-        .first(conn)
-        .optional()
+    programmes::table.find(id).select(Programme::as_select()).first(conn).optional()
 }
 
 /// Stores a programme.
 pub fn insert_programme(conn: &mut DbConn, row: &Programme) -> QueryResult<()> {
-    diesel::insert_into(programmes::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(programmes::table).values(row).execute(conn).map(|_| ())
 }
 
 /// Changes a programme.
-pub fn update_programme(
-    conn: &mut DbConn,
-    id: &str,
-    changes: &ProgrammeChanges,
-) -> QueryResult<usize> {
-    diesel::update(programmes::table.find(id))
-        .set(changes)
-        .execute(conn)
+pub fn update_programme(conn: &mut DbConn, id: &str, changes: &ProgrammeChanges) -> QueryResult<usize> {
+    diesel::update(programmes::table.find(id)).set(changes).execute(conn)
 }
 
 /// Programmes in a subtree, optionally of one year, by id after `after`.
@@ -212,9 +146,7 @@ pub fn list_programmes(
         .limit(limit)
         .into_boxed();
     if let Some((from, to)) = range {
-        q = q
-            .filter(jurisdictions::path.ge(from.to_owned()))
-            .filter(jurisdictions::path.lt(to.to_owned()));
+        q = q.filter(jurisdictions::path.ge(from.to_owned())).filter(jurisdictions::path.lt(to.to_owned()));
     }
     if let Some(year) = year {
         q = q.filter(programmes::year.eq(year));

@@ -36,9 +36,7 @@ pub struct Principal {
 impl Principal {
     /// Whether a jurisdiction (by its materialised path) is in the caller's subtree.
     pub fn in_scope(&self, path: &str) -> bool {
-        self.scope_path
-            .as_deref()
-            .is_none_or(|scope| path.starts_with(scope))
+        self.scope_path.as_deref().is_none_or(|scope| path.starts_with(scope))
     }
 
     /// Whether the caller may read a case in `path`, created by `created_by`, held by `department_id`.
@@ -50,8 +48,7 @@ impl Principal {
         }
         match self.role {
             Role::Caseworker => {
-                created_by == self.id
-                    || (department_id.is_some() && department_id == self.department_id.as_deref())
+                created_by == self.id || (department_id.is_some() && department_id == self.department_id.as_deref())
             }
             Role::Integration => created_by == self.id && self.has_scope(Scope::CasesReadOwn),
             Role::Admin | Role::Supervisor | Role::Viewer => true,
@@ -68,10 +65,7 @@ impl Principal {
         if self.has_scope(scope) {
             Ok(())
         } else {
-            Err(AppError::Forbidden {
-                code: "scope_missing",
-                detail: format!("this API key lacks the scope {scope}"),
-            })
+            Err(AppError::Forbidden { code: "scope_missing", detail: format!("this API key lacks the scope {scope}") })
         }
     }
 
@@ -80,10 +74,7 @@ impl Principal {
         if self.role == Role::Admin {
             Ok(())
         } else {
-            Err(AppError::Forbidden {
-                code: "admin_only",
-                detail: "only administrators may do this".to_owned(),
-            })
+            Err(AppError::Forbidden { code: "admin_only", detail: "only administrators may do this".to_owned() })
         }
     }
 

@@ -16,17 +16,9 @@ pub struct Input<'a> {
 impl<'a> Input<'a> {
     /// Starts reading a request body, which must be a JSON object.
     pub fn new(body: &'a Value) -> Self {
-        let mut input = Input {
-            obj: body.as_object(),
-            prefix: String::new(),
-            errors: Vec::new(),
-        };
+        let mut input = Input { obj: body.as_object(), prefix: String::new(), errors: Vec::new() };
         if input.obj.is_none() {
-            input.errors.push(FieldError::new(
-                "",
-                "invalid_type",
-                "the body must be a JSON object",
-            ));
+            input.errors.push(FieldError::new("", "invalid_type", "the body must be a JSON object"));
         }
         input
     }
@@ -66,23 +58,13 @@ impl<'a> Input<'a> {
             return None;
         };
         let s = s.trim();
-        if s.chars()
-            .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
-        {
-            self.error(
-                name,
-                "invalid_characters",
-                "must not contain control characters",
-            );
+        if s.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'))) {
+            self.error(name, "invalid_characters", "must not contain control characters");
             return None;
         }
         let len = s.chars().count();
         if len > max {
-            self.error(
-                name,
-                "too_long",
-                format!("must be at most {max} characters (got {len})"),
-            );
+            self.error(name, "too_long", format!("must be at most {max} characters (got {len})"));
             return None;
         }
         (!s.is_empty()).then(|| s.to_owned())
@@ -113,54 +95,31 @@ impl<'a> Input<'a> {
             return None;
         }
         if s.chars().count() > max {
-            self.error(
-                name,
-                "too_long",
-                format!("must be at most {max} characters"),
-            );
+            self.error(name, "too_long", format!("must be at most {max} characters"));
             return None;
         }
         Some(s.to_owned())
     }
 
     /// An optional value from a closed vocabulary.
-    pub fn opt_choice<T>(
-        &mut self,
-        name: &str,
-        parse: fn(&str) -> Option<T>,
-        names: &[&str],
-    ) -> Option<T> {
+    pub fn opt_choice<T>(&mut self, name: &str, parse: fn(&str) -> Option<T>, names: &[&str]) -> Option<T> {
         let value = self.raw(name)?;
         let parsed = value.as_str().and_then(parse);
         if parsed.is_none() {
-            self.error(
-                name,
-                "invalid_value",
-                format!("must be one of: {}", names.join(", ")),
-            );
+            self.error(name, "invalid_value", format!("must be one of: {}", names.join(", ")));
         }
         parsed
     }
 
     /// A required value from a closed vocabulary.
-    pub fn choice<T>(
-        &mut self,
-        name: &str,
-        parse: fn(&str) -> Option<T>,
-        names: &[&str],
-    ) -> Option<T> {
+    pub fn choice<T>(&mut self, name: &str, parse: fn(&str) -> Option<T>, names: &[&str]) -> Option<T> {
         let v = self.opt_choice(name, parse, names);
         self.required(name, v)
     }
 
     /// An optional non-empty array of values from a closed vocabulary (duplicates kept; the
     /// caller normalises). Every unknown value is named in one error on the field.
-    pub fn opt_choices<T>(
-        &mut self,
-        name: &str,
-        parse: fn(&str) -> Option<T>,
-        names: &[&str],
-    ) -> Option<Vec<T>> {
+    pub fn opt_choices<T>(&mut self, name: &str, parse: fn(&str) -> Option<T>, names: &[&str]) -> Option<Vec<T>> {
         let value = self.raw(name)?;
         let Some(items) = value.as_array() else {
             self.error(name, "invalid_type", "must be an array of strings");
@@ -182,11 +141,7 @@ impl<'a> Input<'a> {
             self.error(
                 name,
                 "invalid_value",
-                format!(
-                    "unknown value(s) {}; each must be one of: {}",
-                    unknown.join(", "),
-                    names.join(", ")
-                ),
+                format!("unknown value(s) {}; each must be one of: {}", unknown.join(", "), names.join(", ")),
             );
             return None;
         }
@@ -194,12 +149,7 @@ impl<'a> Input<'a> {
     }
 
     /// A required non-empty array of values from a closed vocabulary.
-    pub fn choices<T>(
-        &mut self,
-        name: &str,
-        parse: fn(&str) -> Option<T>,
-        names: &[&str],
-    ) -> Option<Vec<T>> {
+    pub fn choices<T>(&mut self, name: &str, parse: fn(&str) -> Option<T>, names: &[&str]) -> Option<Vec<T>> {
         let v = self.opt_choices(name, parse, names);
         self.required(name, v)
     }
@@ -228,11 +178,7 @@ impl<'a> Input<'a> {
         match value.as_str().and_then(parse_timestamp) {
             Some(t) => Some(t),
             None => {
-                self.error(
-                    name,
-                    "invalid_format",
-                    "must be an RFC 3339 timestamp, e.g. 2026-12-31T18:00:00+08:00",
-                );
+                self.error(name, "invalid_format", "must be an RFC 3339 timestamp, e.g. 2026-12-31T18:00:00+08:00");
                 None
             }
         }
@@ -250,11 +196,7 @@ impl<'a> Input<'a> {
         match value.as_i64() {
             Some(n) if (min..=max).contains(&n) => Some(n),
             Some(_) => {
-                self.error(
-                    name,
-                    "out_of_range",
-                    format!("must be between {min} and {max}"),
-                );
+                self.error(name, "out_of_range", format!("must be between {min} and {max}"));
                 None
             }
             None => {
@@ -276,11 +218,7 @@ impl<'a> Input<'a> {
         match value.as_f64() {
             Some(n) if n.is_finite() && (min..=max).contains(&n) => Some(n),
             Some(_) => {
-                self.error(
-                    name,
-                    "out_of_range",
-                    format!("must be between {min} and {max}"),
-                );
+                self.error(name, "out_of_range", format!("must be between {min} and {max}"));
                 None
             }
             None => {
@@ -301,21 +239,13 @@ impl<'a> Input<'a> {
     }
 
     /// Reads an optional nested object with `read`; its errors are reported as `name.field`.
-    pub fn opt_object<T>(
-        &mut self,
-        name: &str,
-        read: impl FnOnce(&mut Input<'a>) -> Option<T>,
-    ) -> Option<T> {
+    pub fn opt_object<T>(&mut self, name: &str, read: impl FnOnce(&mut Input<'a>) -> Option<T>) -> Option<T> {
         let value = self.raw(name)?;
         let Some(obj) = value.as_object() else {
             self.error(name, "invalid_type", "must be an object");
             return None;
         };
-        let mut nested = Input {
-            obj: Some(obj),
-            prefix: format!("{}.", self.path(name)),
-            errors: Vec::new(),
-        };
+        let mut nested = Input { obj: Some(obj), prefix: format!("{}.", self.path(name)), errors: Vec::new() };
         let result = read(&mut nested);
         let ok = nested.errors.is_empty();
         self.errors.append(&mut nested.errors);
@@ -344,9 +274,7 @@ pub fn need<T>(value: Option<T>, field: &str) -> AppResult<T> {
 /// Parses an RFC 3339 timestamp into UTC, truncated to microseconds.
 pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     use chrono::SubsecRound;
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
 }
 
 /// A query string read parameter by parameter, collecting every problem like [`Input`].
@@ -358,20 +286,12 @@ pub struct Query<'a> {
 impl<'a> Query<'a> {
     /// Starts reading decoded `name=value` pairs.
     pub fn new(pairs: &'a [(String, String)]) -> Self {
-        Query {
-            pairs,
-            errors: Vec::new(),
-        }
+        Query { pairs, errors: Vec::new() }
     }
 
     /// The last value given for `name`, if not empty.
     pub fn get(&self, name: &str) -> Option<&'a str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
+        self.pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
     }
 
     /// Records an error on a parameter.
@@ -383,31 +303,18 @@ impl<'a> Query<'a> {
     pub fn text(&mut self, name: &str, max: usize) -> Option<String> {
         let v = self.get(name)?;
         if v.chars().count() > max || v.chars().any(char::is_control) {
-            self.error(
-                name,
-                "invalid_value",
-                format!("must be at most {max} printable characters"),
-            );
+            self.error(name, "invalid_value", format!("must be at most {max} printable characters"));
             return None;
         }
         Some(v.to_owned())
     }
 
     /// A parameter from a closed vocabulary.
-    pub fn choice<T>(
-        &mut self,
-        name: &str,
-        parse: fn(&str) -> Option<T>,
-        names: &[&str],
-    ) -> Option<T> {
+    pub fn choice<T>(&mut self, name: &str, parse: fn(&str) -> Option<T>, names: &[&str]) -> Option<T> {
         let v = self.get(name)?;
         let parsed = parse(v);
         if parsed.is_none() {
-            self.error(
-                name,
-                "invalid_value",
-                format!("must be one of: {}", names.join(", ")),
-            );
+            self.error(name, "invalid_value", format!("must be one of: {}", names.join(", ")));
         }
         parsed
     }
@@ -452,11 +359,7 @@ impl<'a> Query<'a> {
         match v.parse::<i64>() {
             Ok(n) if (min..=max).contains(&n) => Some(n),
             _ => {
-                self.error(
-                    name,
-                    "out_of_range",
-                    format!("must be an integer between {min} and {max}"),
-                );
+                self.error(name, "out_of_range", format!("must be an integer between {min} and {max}"));
                 None
             }
         }

@@ -50,27 +50,9 @@ const ANY: &[Status] = &[Received, Assigned, Resolved, Verified, Closed];
 
 /// The lifecycle, one row per action (the brief's table).
 pub const RULES: &[Rule] = &[
-    Rule {
-        action: Action::Assign,
-        from: &[Received],
-        to: Some(Assigned),
-        who: Who::Supervisor,
-        client_scope: None,
-    },
-    Rule {
-        action: Action::Reassign,
-        from: &[Assigned],
-        to: Some(Assigned),
-        who: Who::Supervisor,
-        client_scope: None,
-    },
-    Rule {
-        action: Action::Acknowledge,
-        from: &[Assigned],
-        to: None,
-        who: Who::AssignedDepartment,
-        client_scope: None,
-    },
+    Rule { action: Action::Assign, from: &[Received], to: Some(Assigned), who: Who::Supervisor, client_scope: None },
+    Rule { action: Action::Reassign, from: &[Assigned], to: Some(Assigned), who: Who::Supervisor, client_scope: None },
+    Rule { action: Action::Acknowledge, from: &[Assigned], to: None, who: Who::AssignedDepartment, client_scope: None },
     Rule {
         action: Action::Return,
         from: &[Assigned],
@@ -85,27 +67,9 @@ pub const RULES: &[Rule] = &[
         who: Who::AssignedDepartment,
         client_scope: None,
     },
-    Rule {
-        action: Action::Verify,
-        from: &[Resolved],
-        to: Some(Verified),
-        who: Who::Supervisor,
-        client_scope: None,
-    },
-    Rule {
-        action: Action::Reject,
-        from: &[Resolved],
-        to: Some(Assigned),
-        who: Who::Supervisor,
-        client_scope: None,
-    },
-    Rule {
-        action: Action::Close,
-        from: &[Verified],
-        to: Some(Closed),
-        who: Who::Supervisor,
-        client_scope: None,
-    },
+    Rule { action: Action::Verify, from: &[Resolved], to: Some(Verified), who: Who::Supervisor, client_scope: None },
+    Rule { action: Action::Reject, from: &[Resolved], to: Some(Assigned), who: Who::Supervisor, client_scope: None },
+    Rule { action: Action::Close, from: &[Verified], to: Some(Closed), who: Who::Supervisor, client_scope: None },
     Rule {
         action: Action::Dismiss,
         from: &[Received, Assigned],
@@ -113,27 +77,9 @@ pub const RULES: &[Rule] = &[
         who: Who::Supervisor,
         client_scope: None,
     },
-    Rule {
-        action: Action::Reopen,
-        from: &[Closed],
-        to: Some(Assigned),
-        who: Who::Supervisor,
-        client_scope: None,
-    },
-    Rule {
-        action: Action::Extend,
-        from: &[Received, Assigned],
-        to: None,
-        who: Who::Supervisor,
-        client_scope: None,
-    },
-    Rule {
-        action: Action::Comment,
-        from: ANY,
-        to: None,
-        who: Who::Reader,
-        client_scope: Some(Scope::CasesComment),
-    },
+    Rule { action: Action::Reopen, from: &[Closed], to: Some(Assigned), who: Who::Supervisor, client_scope: None },
+    Rule { action: Action::Extend, from: &[Received, Assigned], to: None, who: Who::Supervisor, client_scope: None },
+    Rule { action: Action::Comment, from: ANY, to: None, who: Who::Reader, client_scope: Some(Scope::CasesComment) },
 ];
 
 /// The rule for an action; `None` for `create`, which is not an action on an existing case.
@@ -143,11 +89,7 @@ pub fn rule(action: Action) -> Option<&'static Rule> {
 
 /// The actions the table allows from a status (regardless of who asks).
 pub fn allowed_actions(status: Status) -> Vec<&'static str> {
-    RULES
-        .iter()
-        .filter(|r| r.from.contains(&status))
-        .map(|r| r.action.as_str())
-        .collect()
+    RULES.iter().filter(|r| r.from.contains(&status)).map(|r| r.action.as_str()).collect()
 }
 
 /// The lifecycle fields of a case: what actions read and change.
@@ -174,51 +116,18 @@ pub struct CaseState {
 /// An action with its validated payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Assign {
-        department_id: String,
-        assignee_id: Option<String>,
-        note: Option<String>,
-    },
-    Reassign {
-        department_id: String,
-        assignee_id: Option<String>,
-        note: Option<String>,
-    },
+    Assign { department_id: String, assignee_id: Option<String>, note: Option<String> },
+    Reassign { department_id: String, assignee_id: Option<String>, note: Option<String> },
     Acknowledge,
-    Return {
-        reason: String,
-    },
-    Resolve {
-        resolution: String,
-    },
-    Verify {
-        satisfaction: Satisfaction,
-        note: Option<String>,
-    },
-    Reject {
-        reason: String,
-        satisfaction: Option<Satisfaction>,
-    },
-    Close {
-        note: Option<String>,
-    },
-    Dismiss {
-        outcome: Outcome,
-        reason: String,
-        duplicate_of: Option<String>,
-    },
-    Reopen {
-        reason: String,
-        department_id: String,
-        due_at: Option<DateTime<Utc>>,
-    },
-    Extend {
-        due_at: DateTime<Utc>,
-        reason: String,
-    },
-    Comment {
-        text: String,
-    },
+    Return { reason: String },
+    Resolve { resolution: String },
+    Verify { satisfaction: Satisfaction, note: Option<String> },
+    Reject { reason: String, satisfaction: Option<Satisfaction> },
+    Close { note: Option<String> },
+    Dismiss { outcome: Outcome, reason: String, duplicate_of: Option<String> },
+    Reopen { reason: String, department_id: String, due_at: Option<DateTime<Utc>> },
+    Extend { due_at: DateTime<Utc>, reason: String },
+    Comment { text: String },
 }
 
 /// Longest free text accepted in an action (reason, resolution, note, comment).
@@ -237,17 +146,9 @@ impl Command {
                 i.finish()?;
                 let department_id = need(department_id, "department_id")?;
                 if action == Action::Assign {
-                    Command::Assign {
-                        department_id,
-                        assignee_id,
-                        note,
-                    }
+                    Command::Assign { department_id, assignee_id, note }
                 } else {
-                    Command::Reassign {
-                        department_id,
-                        assignee_id,
-                        note,
-                    }
+                    Command::Reassign { department_id, assignee_id, note }
                 }
             }
             Action::Acknowledge => {
@@ -257,20 +158,15 @@ impl Command {
             Action::Return => {
                 let reason = i.text("reason", MAX_NOTE, true);
                 i.finish()?;
-                Command::Return {
-                    reason: need(reason, "reason")?,
-                }
+                Command::Return { reason: need(reason, "reason")? }
             }
             Action::Resolve => {
                 let resolution = i.text("resolution", MAX_NOTE, true);
                 i.finish()?;
-                Command::Resolve {
-                    resolution: need(resolution, "resolution")?,
-                }
+                Command::Resolve { resolution: need(resolution, "resolution")? }
             }
             Action::Verify => {
-                let satisfaction =
-                    i.choice("satisfaction", Satisfaction::parse, Satisfaction::NAMES);
+                let satisfaction = i.choice("satisfaction", Satisfaction::parse, Satisfaction::NAMES);
                 let note = i.opt_text("note", MAX_NOTE, true);
                 if satisfaction == Some(Satisfaction::Unsatisfied) {
                     i.error(
@@ -280,20 +176,13 @@ impl Command {
                     );
                 }
                 i.finish()?;
-                Command::Verify {
-                    satisfaction: need(satisfaction, "satisfaction")?,
-                    note,
-                }
+                Command::Verify { satisfaction: need(satisfaction, "satisfaction")?, note }
             }
             Action::Reject => {
                 let reason = i.text("reason", MAX_NOTE, true);
-                let satisfaction =
-                    i.opt_choice("satisfaction", Satisfaction::parse, Satisfaction::NAMES);
+                let satisfaction = i.opt_choice("satisfaction", Satisfaction::parse, Satisfaction::NAMES);
                 i.finish()?;
-                Command::Reject {
-                    reason: need(reason, "reason")?,
-                    satisfaction,
-                }
+                Command::Reject { reason: need(reason, "reason")?, satisfaction }
             }
             Action::Close => {
                 let note = i.opt_text("note", MAX_NOTE, true);
@@ -305,33 +194,19 @@ impl Command {
                 let reason = i.text("reason", MAX_NOTE, true);
                 let duplicate_of = i.opt_uuid("duplicate_of");
                 match outcome {
-                    Some(Outcome::Completed) => i.error(
-                        "outcome",
-                        "invalid_value",
-                        "a dismissal cannot be completed: use verify and close",
-                    ),
-                    Some(Outcome::Duplicate)
-                        if duplicate_of.is_none() && !i.has("duplicate_of") =>
-                    {
-                        i.error(
-                            "duplicate_of",
-                            "required",
-                            "required when the outcome is duplicate",
-                        )
+                    Some(Outcome::Completed) => {
+                        i.error("outcome", "invalid_value", "a dismissal cannot be completed: use verify and close")
                     }
-                    Some(o) if o != Outcome::Duplicate && i.has("duplicate_of") => i.error(
-                        "duplicate_of",
-                        "not_allowed",
-                        "only allowed when the outcome is duplicate",
-                    ),
+                    Some(Outcome::Duplicate) if duplicate_of.is_none() && !i.has("duplicate_of") => {
+                        i.error("duplicate_of", "required", "required when the outcome is duplicate")
+                    }
+                    Some(o) if o != Outcome::Duplicate && i.has("duplicate_of") => {
+                        i.error("duplicate_of", "not_allowed", "only allowed when the outcome is duplicate")
+                    }
                     _ => {}
                 }
                 i.finish()?;
-                Command::Dismiss {
-                    outcome: need(outcome, "outcome")?,
-                    reason: need(reason, "reason")?,
-                    duplicate_of,
-                }
+                Command::Dismiss { outcome: need(outcome, "outcome")?, reason: need(reason, "reason")?, duplicate_of }
             }
             Action::Reopen => {
                 let reason = i.text("reason", MAX_NOTE, true);
@@ -348,17 +223,12 @@ impl Command {
                 let due_at = i.timestamp("due_at");
                 let reason = i.text("reason", MAX_NOTE, true);
                 i.finish()?;
-                Command::Extend {
-                    due_at: need(due_at, "due_at")?,
-                    reason: need(reason, "reason")?,
-                }
+                Command::Extend { due_at: need(due_at, "due_at")?, reason: need(reason, "reason")? }
             }
             Action::Comment => {
                 let text = i.text("text", MAX_NOTE, true);
                 i.finish()?;
-                Command::Comment {
-                    text: need(text, "text")?,
-                }
+                Command::Comment { text: need(text, "text")? }
             }
         };
         Ok(cmd)
@@ -430,15 +300,9 @@ pub fn check_role(action: Action, actor: &Principal) -> AppResult<()> {
 /// Checks that `actor` may take `cmd` on the case now, then changes `case` accordingly and returns
 /// the event to record. References (department, assignee, duplicate) must have been checked by the
 /// caller; this function knows only the lifecycle rules.
-pub fn apply(
-    case: &mut CaseState,
-    cmd: Command,
-    actor: &Principal,
-    now: DateTime<Utc>,
-) -> AppResult<EventDraft> {
+pub fn apply(case: &mut CaseState, cmd: Command, actor: &Principal, now: DateTime<Utc>) -> AppResult<EventDraft> {
     let action = cmd.action();
-    let rule = rule(action)
-        .ok_or_else(|| AppError::Internal(format!("no lifecycle rule for {action}")))?;
+    let rule = rule(action).ok_or_else(|| AppError::Internal(format!("no lifecycle rule for {action}")))?;
     // 1. Can this role ever take the action?
     check_role(action, actor)?;
     // 2. Does the lifecycle allow it from here?
@@ -446,10 +310,7 @@ pub fn apply(
         return Err(AppError::InvalidTransition {
             action: action.as_str().to_owned(),
             status: case.status.as_str().to_owned(),
-            allowed_actions: allowed_actions(case.status)
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
+            allowed_actions: allowed_actions(case.status).into_iter().map(str::to_owned).collect(),
         });
     }
     // 3. Department work is done by the department holding the case.
@@ -463,9 +324,7 @@ pub fn apply(
         });
     }
     // 4. Whoever resolved a case does not verify their own work.
-    if matches!(action, Action::Verify | Action::Reject)
-        && case.resolved_by.as_deref() == Some(actor.id.as_str())
-    {
+    if matches!(action, Action::Verify | Action::Reject) && case.resolved_by.as_deref() == Some(actor.id.as_str()) {
         return Err(AppError::Forbidden {
             code: "separation_of_duties",
             detail: "the person who resolved a case may not verify or reject it".to_owned(),
@@ -474,16 +333,8 @@ pub fn apply(
 
     let from = case.status;
     let (note, data) = match cmd {
-        Command::Assign {
-            department_id,
-            assignee_id,
-            note,
-        }
-        | Command::Reassign {
-            department_id,
-            assignee_id,
-            note,
-        } => {
+        Command::Assign { department_id, assignee_id, note }
+        | Command::Reassign { department_id, assignee_id, note } => {
             let previous = case.department_id.replace(department_id.clone());
             if previous.as_deref() != Some(department_id.as_str()) {
                 case.acknowledged_at = None;
@@ -496,10 +347,7 @@ pub fn apply(
         }
         Command::Acknowledge => {
             if case.acknowledged_at.is_some() {
-                return Err(AppError::conflict(
-                    "already_acknowledged",
-                    "the case has already been acknowledged",
-                ));
+                return Err(AppError::conflict("already_acknowledged", "the case has already been acknowledged"));
             }
             case.acknowledged_at = Some(now);
             (None, json!({ "department_id": case.department_id }))
@@ -524,10 +372,7 @@ pub fn apply(
             case.satisfaction = Some(satisfaction);
             (note, json!({ "satisfaction": satisfaction }))
         }
-        Command::Reject {
-            reason,
-            satisfaction,
-        } => {
+        Command::Reject { reason, satisfaction } => {
             case.rework_count += 1;
             if satisfaction.is_some() {
                 case.satisfaction = satisfaction;
@@ -535,48 +380,26 @@ pub fn apply(
             case.resolved_at = None;
             case.resolved_by = None;
             case.resolution = None;
-            (
-                Some(reason),
-                json!({ "satisfaction": satisfaction, "rework_count": case.rework_count }),
-            )
+            (Some(reason), json!({ "satisfaction": satisfaction, "rework_count": case.rework_count }))
         }
         Command::Close { note } => {
             case.closed_at = Some(now);
             case.outcome = Some(Outcome::Completed);
             (note, json!({ "outcome": Outcome::Completed }))
         }
-        Command::Dismiss {
-            outcome,
-            reason,
-            duplicate_of,
-        } => {
+        Command::Dismiss { outcome, reason, duplicate_of } => {
             if duplicate_of.as_deref() == Some(case.id.as_str()) {
-                return Err(AppError::invalid(
-                    "duplicate_of",
-                    "invalid_value",
-                    "a case cannot duplicate itself",
-                ));
+                return Err(AppError::invalid("duplicate_of", "invalid_value", "a case cannot duplicate itself"));
             }
             case.closed_at = Some(now);
             case.outcome = Some(outcome);
             case.duplicate_of = duplicate_of.clone();
-            (
-                Some(reason),
-                json!({ "outcome": outcome, "duplicate_of": duplicate_of }),
-            )
+            (Some(reason), json!({ "outcome": outcome, "duplicate_of": duplicate_of }))
         }
-        Command::Reopen {
-            reason,
-            department_id,
-            due_at,
-        } => {
+        Command::Reopen { reason, department_id, due_at } => {
             if let Some(due) = due_at {
                 if due <= now {
-                    return Err(AppError::invalid(
-                        "due_at",
-                        "not_in_future",
-                        "a new deadline must be in the future",
-                    ));
+                    return Err(AppError::invalid("due_at", "not_in_future", "a new deadline must be in the future"));
                 }
                 case.due_at = due;
             }
@@ -602,10 +425,7 @@ pub fn apply(
                 return Err(AppError::invalid(
                     "due_at",
                     "not_later",
-                    format!(
-                        "must be later than the current deadline {}",
-                        crate::domain::util::rfc3339(case.due_at)
-                    ),
+                    format!("must be later than the current deadline {}", crate::domain::util::rfc3339(case.due_at)),
                 ));
             }
             let previous = std::mem::replace(&mut case.due_at, due_at);
@@ -621,11 +441,5 @@ pub fn apply(
         case.status = to;
     }
     case.version += 1;
-    Ok(EventDraft {
-        action,
-        from_status: from,
-        to_status: case.status,
-        note,
-        data,
-    })
+    Ok(EventDraft { action, from_status: from, to_status: case.status, note, data })
 }

@@ -116,15 +116,11 @@ wire_enum!(
 
 impl Role {
     /// The roles a user may have: every role but `integration`, which only API clients have.
-    pub const USER_ROLE_NAMES: &'static [&'static str] =
-        &["admin", "supervisor", "caseworker", "viewer"];
+    pub const USER_ROLE_NAMES: &'static [&'static str] = &["admin", "supervisor", "caseworker", "viewer"];
 
     /// Parses a user's role; `integration` (or anything else) is `None`.
     pub fn parse_user(s: &str) -> Option<Role> {
-        Role::USER_ROLE_NAMES
-            .contains(&s)
-            .then(|| Role::parse(s))
-            .flatten()
+        Role::USER_ROLE_NAMES.contains(&s).then(|| Role::parse(s)).flatten()
     }
 
     /// Admins and supervisors dispatch and verify.
@@ -158,11 +154,7 @@ impl Scope {
 
     /// The stored form: wire names, sorted, separated by single spaces.
     pub fn join(scopes: &[Scope]) -> String {
-        Scope::normalise(scopes.to_vec())
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(" ")
+        Scope::normalise(scopes.to_vec()).iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
     }
 
     /// Reads the stored form; `None` if it names an unknown scope.

@@ -11,11 +11,7 @@ use crate::service::{api_clients as svc, path_id, PageRequest};
 use crate::state::AppState;
 
 /// `GET /api/v1/api-clients`.
-pub async fn list(
-    state: web::Data<AppState>,
-    p: Principal,
-    query: QueryPairs,
-) -> Result<HttpResponse, AppError> {
+pub async fn list(state: web::Data<AppState>, p: Principal, query: QueryPairs) -> Result<HttpResponse, AppError> {
     p.require_admin()?;
     let mut q = Query::new(&query);
     let page = PageRequest::read(&mut q);
@@ -34,19 +30,12 @@ pub async fn create(
     let new = svc::NewApiClient::parse(&body)?;
     let issued = state.db(move |conn| svc::create(conn, &p, new)).await?;
     Ok(HttpResponse::Created()
-        .insert_header((
-            "Location",
-            format!("/api/v1/api-clients/{}", issued.client.id),
-        ))
+        .insert_header(("Location", format!("/api/v1/api-clients/{}", issued.client.id)))
         .json(issued))
 }
 
 /// `GET /api/v1/api-clients/{id}`.
-pub async fn get(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> Result<HttpResponse, AppError> {
     p.require_admin()?;
     let id = path_id(&id, "API client")?;
     let client = state.db(move |conn| svc::get(conn, &p, &id)).await?;
@@ -64,9 +53,7 @@ pub async fn patch(
     let id = path_id(&id, "API client")?;
     let changes = svc::parse_changes(&body)?;
     let client_id = id.clone();
-    let client = state
-        .db(move |conn| svc::update(conn, &p, &id, changes))
-        .await?;
+    let client = state.db(move |conn| svc::update(conn, &p, &id, changes)).await?;
     state.api_keys.forget_client(&client_id);
     Ok(HttpResponse::Ok().json(client))
 }
@@ -82,19 +69,13 @@ pub async fn rotate(
     let id = path_id(&id, "API client")?;
     let overlap_hours = svc::parse_rotation(&body)?;
     let client_id = id.clone();
-    let issued = state
-        .db(move |conn| svc::rotate(conn, &p, &id, overlap_hours))
-        .await?;
+    let issued = state.db(move |conn| svc::rotate(conn, &p, &id, overlap_hours)).await?;
     state.api_keys.forget_client(&client_id);
     Ok(HttpResponse::Ok().json(issued))
 }
 
 /// `POST /api/v1/api-clients/{id}/revoke`.
-pub async fn revoke(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn revoke(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> Result<HttpResponse, AppError> {
     p.require_admin()?;
     let id = path_id(&id, "API client")?;
     let client_id = id.clone();

@@ -14,14 +14,8 @@ use crate::state::AppState;
 pub struct JsonBody(pub Value);
 
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl FromRequest for JsonBody {
@@ -29,13 +23,8 @@ impl FromRequest for JsonBody {
     type Future = LocalBoxFuture<'static, Result<JsonBody, AppError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map_or(64 * 1024, |s| s.config.max_body_bytes);
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap_or("").to_owned());
+        let limit = req.app_data::<web::Data<AppState>>().map_or(64 * 1024, |s| s.config.max_body_bytes);
+        let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("").to_owned());
         let declared_len = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -49,10 +38,7 @@ impl FromRequest for JsonBody {
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| {
-                    AppError::bad_request(
-                        "unreadable_body",
-                        format!("the body could not be read: {e}"),
-                    )
+                    AppError::bad_request("unreadable_body", format!("the body could not be read: {e}"))
                 })?;
                 if body.len() + chunk.len() > limit {
                     return Err(AppError::PayloadTooLarge { limit });
@@ -65,9 +51,9 @@ impl FromRequest for JsonBody {
             if !content_type.as_deref().is_some_and(is_json) {
                 return Err(AppError::UnsupportedMediaType);
             }
-            serde_json::from_slice(&body).map(JsonBody).map_err(|e| {
-                AppError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-            })
+            serde_json::from_slice(&body)
+                .map(JsonBody)
+                .map_err(|e| AppError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))
         })
     }
 }

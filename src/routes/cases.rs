@@ -32,22 +32,14 @@ pub async fn create(
 }
 
 /// `GET /api/v1/cases/{id}`.
-pub async fn get(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path_id(&id, "case")?;
     let case = state.db(move |conn| svc::get(conn, &p, &id)).await?;
     Ok(with_etag(HttpResponse::Ok(), &case))
 }
 
 /// `GET /api/v1/cases` with filters and a cursor.
-pub async fn list(
-    state: web::Data<AppState>,
-    p: Principal,
-    query: QueryPairs,
-) -> Result<HttpResponse, AppError> {
+pub async fn list(state: web::Data<AppState>, p: Principal, query: QueryPairs) -> Result<HttpResponse, AppError> {
     let query = svc::ListQuery::parse(&query)?;
     Ok(HttpResponse::Ok().json(state.db(move |conn| svc::list(conn, &p, query)).await?))
 }
@@ -64,32 +56,21 @@ pub async fn act(
     let id = path_id(&id, "case")?;
     let action = Action::parse(&action)
         .filter(|a| lifecycle::rule(*a).is_some())
-        .ok_or_else(|| AppError::NotFound {
-            detail: format!("no action {action}"),
-        })?;
+        .ok_or_else(|| AppError::NotFound { detail: format!("no action {action}") })?;
     lifecycle::check_role(action, &p)?;
     let if_match = match req.headers().get(header::IF_MATCH) {
         None => None,
         Some(v) => Some(v.to_str().ok().and_then(IfMatch::parse).ok_or_else(|| {
-            AppError::bad_request(
-                "invalid_if_match",
-                "If-Match must be * or a list of entity tags such as \"3\"",
-            )
+            AppError::bad_request("invalid_if_match", "If-Match must be * or a list of entity tags such as \"3\"")
         })?),
     };
     let cmd = Command::parse(action, &body)?;
-    let case = state
-        .db(move |conn| svc::act(conn, &p, &id, if_match, cmd))
-        .await?;
+    let case = state.db(move |conn| svc::act(conn, &p, &id, if_match, cmd)).await?;
     Ok(with_etag(HttpResponse::Ok(), &case))
 }
 
 /// `GET /api/v1/cases/{id}/events`.
-pub async fn events(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn events(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path_id(&id, "case")?;
     let items = state.db(move |conn| svc::events(conn, &p, &id)).await?;
     Ok(HttpResponse::Ok().json(json!({ "items": items })))

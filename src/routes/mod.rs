@@ -24,9 +24,7 @@ async fn method_not_allowed() -> Result<HttpResponse, AppError> {
 }
 
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, AppError> {
-    Err(AppError::NotFound {
-        detail: format!("no route for {}", req.path()),
-    })
+    Err(AppError::NotFound { detail: format!("no route for {}", req.path()) })
 }
 
 /// Decoded query pairs; unreadable query strings answer 400.
@@ -35,20 +33,14 @@ pub type QueryPairs = web::Query<Vec<(String, String)>>;
 /// Registers every route of the service.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|e, _| query_error(e).into()))
-        .app_data(
-            web::PathConfig::default().error_handler(|e, _| crate::error::path_error(e).into()),
-        )
+        .app_data(web::PathConfig::default().error_handler(|e, _| crate::error::path_error(e).into()))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(
             web::scope("/api/v1")
                 .service(resource("/auth/login").route(web::post().to(users::login)))
                 .service(resource("/me").route(web::get().to(users::me)))
-                .service(
-                    resource("/users")
-                        .route(web::get().to(users::list))
-                        .route(web::post().to(users::create)),
-                )
+                .service(resource("/users").route(web::get().to(users::list)).route(web::post().to(users::create)))
                 .service(resource("/users/{id}").route(web::get().to(users::get)))
                 .service(
                     resource("/api-clients")
@@ -60,12 +52,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(api_clients::get))
                         .route(web::patch().to(api_clients::patch)),
                 )
-                .service(
-                    resource("/api-clients/{id}/rotate").route(web::post().to(api_clients::rotate)),
-                )
-                .service(
-                    resource("/api-clients/{id}/revoke").route(web::post().to(api_clients::revoke)),
-                )
+                .service(resource("/api-clients/{id}/rotate").route(web::post().to(api_clients::rotate)))
+                .service(resource("/api-clients/{id}/revoke").route(web::post().to(api_clients::revoke)))
                 .service(
                     resource("/jurisdictions")
                         .route(web::get().to(reference::list_jurisdictions))
@@ -106,16 +94,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(reference::get_programme))
                         .route(web::patch().to(reference::patch_programme)),
                 )
-                .service(
-                    resource("/cases")
-                        .route(web::get().to(cases::list))
-                        .route(web::post().to(cases::create)),
-                )
+                .service(resource("/cases").route(web::get().to(cases::list)).route(web::post().to(cases::create)))
                 .service(resource("/cases/{id}").route(web::get().to(cases::get)))
                 .service(resource("/cases/{id}/events").route(web::get().to(cases::events)))
-                .service(
-                    resource("/cases/{id}/actions/{action}").route(web::post().to(cases::act)),
-                ),
+                .service(resource("/cases/{id}/actions/{action}").route(web::post().to(cases::act))),
         )
         .default_service(web::to(no_route));
 }

@@ -10,9 +10,7 @@ use crate::service::{path_id, reference as svc, PageRequest};
 use crate::state::AppState;
 
 fn created<T: serde::Serialize>(location: String, body: T) -> HttpResponse {
-    HttpResponse::Created()
-        .insert_header(("Location", location))
-        .json(body)
+    HttpResponse::Created().insert_header(("Location", location)).json(body)
 }
 
 /// `GET /api/v1/jurisdictions?parent_code=`.
@@ -25,11 +23,7 @@ pub async fn list_jurisdictions(
     let page = PageRequest::read(&mut q);
     let parent = q.text("parent_code", 12);
     q.finish()?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .db(move |conn| svc::list_jurisdictions(conn, &p, parent, page))
-            .await?,
-    ))
+    Ok(HttpResponse::Ok().json(state.db(move |conn| svc::list_jurisdictions(conn, &p, parent, page)).await?))
 }
 
 /// `POST /api/v1/jurisdictions`.
@@ -40,9 +34,7 @@ pub async fn create_jurisdiction(
 ) -> Result<HttpResponse, AppError> {
     p.require_admin()?;
     let new = svc::NewJurisdiction::parse(&body)?;
-    let j = state
-        .db(move |conn| svc::create_jurisdiction(conn, &p, new))
-        .await?;
+    let j = state.db(move |conn| svc::create_jurisdiction(conn, &p, new)).await?;
     Ok(created(format!("/api/v1/jurisdictions/{}", j.code), j))
 }
 
@@ -53,11 +45,7 @@ pub async fn get_jurisdiction(
     code: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let code = code.into_inner();
-    Ok(HttpResponse::Ok().json(
-        state
-            .db(move |conn| svc::get_jurisdiction(conn, &p, &code))
-            .await?,
-    ))
+    Ok(HttpResponse::Ok().json(state.db(move |conn| svc::get_jurisdiction(conn, &p, &code)).await?))
 }
 
 /// `PATCH /api/v1/jurisdictions/{code}`: `{name}`.
@@ -70,11 +58,7 @@ pub async fn patch_jurisdiction(
     p.require_admin()?;
     let name = svc::parse_rename(&body)?;
     let code = code.into_inner();
-    Ok(HttpResponse::Ok().json(
-        state
-            .db(move |conn| svc::rename_jurisdiction(conn, &p, &code, name))
-            .await?,
-    ))
+    Ok(HttpResponse::Ok().json(state.db(move |conn| svc::rename_jurisdiction(conn, &p, &code, name)).await?))
 }
 
 /// `GET /api/v1/departments?jurisdiction_code=`.
@@ -87,11 +71,7 @@ pub async fn list_departments(
     let page = PageRequest::read(&mut q);
     let jurisdiction = q.text("jurisdiction_code", 12);
     q.finish()?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .db(move |conn| svc::list_departments(conn, &p, jurisdiction, page))
-            .await?,
-    ))
+    Ok(HttpResponse::Ok().json(state.db(move |conn| svc::list_departments(conn, &p, jurisdiction, page)).await?))
 }
 
 /// `POST /api/v1/departments`.
@@ -102,9 +82,7 @@ pub async fn create_department(
 ) -> Result<HttpResponse, AppError> {
     p.require_admin()?;
     let new = svc::NewDepartment::parse(&body)?;
-    let d = state
-        .db(move |conn| svc::create_department(conn, &p, new))
-        .await?;
+    let d = state.db(move |conn| svc::create_department(conn, &p, new)).await?;
     Ok(created(format!("/api/v1/departments/{}", d.id), d))
 }
 
@@ -115,11 +93,7 @@ pub async fn get_department(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path_id(&id, "department")?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .db(move |conn| svc::get_department(conn, &p, &id))
-            .await?,
-    ))
+    Ok(HttpResponse::Ok().json(state.db(move |conn| svc::get_department(conn, &p, &id)).await?))
 }
 
 /// `PATCH /api/v1/departments/{id}`: `{name?, active?}`.
@@ -132,11 +106,7 @@ pub async fn patch_department(
     p.require_admin()?;
     let id = path_id(&id, "department")?;
     let changes = svc::parse_department_changes(&body)?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .db(move |conn| svc::update_department(conn, &p, &id, changes))
-            .await?,
-    ))
+    Ok(HttpResponse::Ok().json(state.db(move |conn| svc::update_department(conn, &p, &id, changes)).await?))
 }
 
 /// `GET /api/v1/categories`.
@@ -148,11 +118,7 @@ pub async fn list_categories(
     let mut q = Query::new(&query);
     let page = PageRequest::read(&mut q);
     q.finish()?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .db(move |conn| svc::list_categories(conn, page))
-            .await?,
-    ))
+    Ok(HttpResponse::Ok().json(state.db(move |conn| svc::list_categories(conn, page)).await?))
 }
 
 /// `POST /api/v1/categories`.
@@ -163,9 +129,7 @@ pub async fn create_category(
 ) -> Result<HttpResponse, AppError> {
     p.require_admin()?;
     let new = svc::NewCategory::parse(&body)?;
-    let c = state
-        .db(move |conn| svc::create_category(conn, &p, new))
-        .await?;
+    let c = state.db(move |conn| svc::create_category(conn, &p, new)).await?;
     Ok(created(format!("/api/v1/categories/{}", c.code), c))
 }
 
@@ -189,11 +153,7 @@ pub async fn patch_category(
     p.require_admin()?;
     let changes = svc::parse_category_changes(&body)?;
     let code = code.into_inner();
-    Ok(HttpResponse::Ok().json(
-        state
-            .db(move |conn| svc::update_category(conn, &p, &code, changes))
-            .await?,
-    ))
+    Ok(HttpResponse::Ok().json(state.db(move |conn| svc::update_category(conn, &p, &code, changes)).await?))
 }
 
 /// `GET /api/v1/programmes?year=&jurisdiction_code=`.
@@ -207,11 +167,7 @@ pub async fn list_programmes(
     let year = q.int("year", 2000, 2100).map(|y| y as i32);
     let jurisdiction = q.text("jurisdiction_code", 12);
     q.finish()?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .db(move |conn| svc::list_programmes(conn, &p, year, jurisdiction, page))
-            .await?,
-    ))
+    Ok(HttpResponse::Ok().json(state.db(move |conn| svc::list_programmes(conn, &p, year, jurisdiction, page)).await?))
 }
 
 /// `POST /api/v1/programmes`.
@@ -222,9 +178,7 @@ pub async fn create_programme(
 ) -> Result<HttpResponse, AppError> {
     p.require_admin()?;
     let new = svc::NewProgramme::parse(&body)?;
-    let prog = state
-        .db(move |conn| svc::create_programme(conn, &p, new))
-        .await?;
+    let prog = state.db(move |conn| svc::create_programme(conn, &p, new)).await?;
     Ok(created(format!("/api/v1/programmes/{}", prog.id), prog))
 }
 
@@ -235,11 +189,7 @@ pub async fn get_programme(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path_id(&id, "programme")?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .db(move |conn| svc::get_programme(conn, &p, &id))
-            .await?,
-    ))
+    Ok(HttpResponse::Ok().json(state.db(move |conn| svc::get_programme(conn, &p, &id)).await?))
 }
 
 /// `PATCH /api/v1/programmes/{id}`: `{name?, description?}`.
@@ -252,9 +202,5 @@ pub async fn patch_programme(
     p.require_admin()?;
     let id = path_id(&id, "programme")?;
     let changes = svc::parse_programme_changes(&body)?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .db(move |conn| svc::update_programme(conn, &p, &id, changes))
-            .await?,
-    ))
+    Ok(HttpResponse::Ok().json(state.db(move |conn| svc::update_programme(conn, &p, &id, changes)).await?))
 }

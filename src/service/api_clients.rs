@@ -70,10 +70,7 @@ pub struct IssuedKeyView {
 fn view(c: ApiClient, now: DateTime<Utc>) -> AppResult<ApiClientView> {
     let scopes = Scope::split(&c.scopes)
         .ok_or_else(|| AppError::Internal(format!("API client {} has an unknown scope", c.id)))?;
-    let previous_valid_until = c
-        .previous_valid_until
-        .map(from_db)
-        .filter(|until| c.active && *until > now);
+    let previous_valid_until = c.previous_valid_until.map(from_db).filter(|until| c.active && *until > now);
     Ok(ApiClientView {
         id: c.id,
         name: c.name,
@@ -121,11 +118,7 @@ pub fn parse_changes(body: &Value) -> AppResult<ApiClientChanges> {
     let name = i.opt_text("name", 100, false);
     let scopes = i.opt_choices("scopes", Scope::parse, Scope::NAMES);
     i.finish()?;
-    Ok(ApiClientChanges {
-        name,
-        scopes: scopes.map(|s| Scope::join(&s)),
-        updated_at: Some(to_db(now())),
-    })
+    Ok(ApiClientChanges { name, scopes: scopes.map(|s| Scope::join(&s)), updated_at: Some(to_db(now())) })
 }
 
 /// Reads a rotation body: `{overlap_hours?}` (0–168, default 24).
@@ -144,9 +137,7 @@ fn fresh_key(conn: &mut DbConn) -> AppResult<IssuedKey> {
             return Ok(key);
         }
     }
-    Err(AppError::Internal(
-        "could not find an unused API key prefix".to_owned(),
-    ))
+    Err(AppError::Internal("could not find an unused API key prefix".to_owned()))
 }
 
 /// Creates a client in the caller's subtree and issues its first key. The jurisdiction defaults
@@ -155,18 +146,12 @@ fn fresh_key(conn: &mut DbConn) -> AppResult<IssuedKey> {
 pub fn create(conn: &mut DbConn, p: &Principal, new: NewApiClient) -> AppResult<IssuedKeyView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
-        let jurisdiction_code = match new
-            .jurisdiction_code
-            .clone()
-            .or_else(|| p.jurisdiction_code.clone())
-        {
+        let jurisdiction_code = match new.jurisdiction_code.clone().or_else(|| p.jurisdiction_code.clone()) {
             Some(code) => {
                 visible_jurisdiction(conn, p, &code).map_err(|e| match e {
-                    AppError::NotFound { .. } => AppError::invalid(
-                        "jurisdiction_code",
-                        "not_found",
-                        "no such jurisdiction in your scope",
-                    ),
+                    AppError::NotFound { .. } => {
+                        AppError::invalid("jurisdiction_code", "not_found", "no such jurisdiction in your scope")
+                    }
                     other => other,
                 })?;
                 Some(code)
@@ -201,10 +186,7 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewApiClient) -> AppResult<
         };
         q::insert(conn, &row)?;
         tracing::info!(client_id = %row.id, scopes = %row.scopes, "API client {} created", row.id);
-        Ok(IssuedKeyView {
-            client: view(row, t)?,
-            key: key.key,
-        })
+        Ok(IssuedKeyView { client: view(row, t)?, key: key.key })
     })
 }
 
@@ -231,18 +213,11 @@ fn visible_client(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<ApiCl
 pub fn list(conn: &mut DbConn, p: &Principal, page: PageRequest) -> AppResult<Page<ApiClientView>> {
     p.require_admin()?;
     let range = p.scope_path.as_ref().map(|s| (s.clone(), upper_bound(s)));
-    let rows = q::list(
-        conn,
-        range.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
-        page.after.as_deref(),
-        page.limit + 1,
-    )?;
+    let rows =
+        q::list(conn, range.as_ref().map(|(a, b)| (a.as_str(), b.as_str())), page.after.as_deref(), page.limit + 1)?;
     let t = now();
     let page = paginate(rows, page.limit, |c| c.id.clone(), |c| view(c, t));
-    Ok(Page {
-        items: page.items.into_iter().collect::<AppResult<_>>()?,
-        next_cursor: page.next_cursor,
-    })
+    Ok(Page { items: page.items.into_iter().collect::<AppResult<_>>()?, next_cursor: page.next_cursor })
 }
 
 /// One client in the caller's subtree.
@@ -252,12 +227,7 @@ pub fn get(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<ApiClientVie
 }
 
 /// Renames a client or changes its scopes.
-pub fn update(
-    conn: &mut DbConn,
-    p: &Principal,
-    id: &str,
-    changes: ApiClientChanges,
-) -> AppResult<ApiClientView> {
+pub fn update(conn: &mut DbConn, p: &Principal, id: &str, changes: ApiClientChanges) -> AppResult<ApiClientView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
         visible_client(conn, p, id)?;
@@ -270,12 +240,7 @@ pub fn update(
 /// Issues a new key. The old one stays valid for `overlap_hours` (0: not at all) so the
 /// integration can switch without downtime; a key from an earlier rotation that was still in its
 /// overlap stops working now. A revoked client cannot be rotated (409 `client_revoked`).
-pub fn rotate(
-    conn: &mut DbConn,
-    p: &Principal,
-    id: &str,
-    overlap_hours: i64,
-) -> AppResult<IssuedKeyView> {
+pub fn rotate(conn: &mut DbConn, p: &Principal, id: &str, overlap_hours: i64) -> AppResult<IssuedKeyView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
         let client = visible_client(conn, p, id)?;
@@ -302,18 +267,12 @@ pub fn rotate(
             ));
         }
         tracing::info!(client_id = %id, overlap_hours, "API client {id} key rotated");
-        Ok(IssuedKeyView {
-            client: view(visible_client(conn, p, id)?, t)?,
-            key: key.key,
-        })
+        Ok(IssuedKeyView { client: view(visible_client(conn, p, id)?, t)?, key: key.key })
     })
 }
 
 fn revoked() -> AppError {
-    AppError::conflict(
-        "client_revoked",
-        "the API client has been revoked; create a new one",
-    )
+    AppError::conflict("client_revoked", "the API client has been revoked; create a new one")
 }
 
 /// Revokes a client: both of its keys stop working. Revoking again changes nothing.
@@ -348,22 +307,16 @@ pub struct Authenticated {
 /// Finds the active client whose current key, or previous key still in its overlap, has this
 /// `prefix` and hashes to `presented_hash`; records the use (at most once a minute). Anything
 /// else — unknown, wrong secret, expired, revoked — is the same 401 `invalid_api_key`.
-pub fn authenticate(
-    conn: &mut DbConn,
-    prefix: &str,
-    presented_hash: &str,
-) -> AppResult<Authenticated> {
+pub fn authenticate(conn: &mut DbConn, prefix: &str, presented_hash: &str) -> AppResult<Authenticated> {
     let t = now();
-    let matches =
-        |stored: &str| api_key::constant_time_eq(stored.as_bytes(), presented_hash.as_bytes());
+    let matches = |stored: &str| api_key::constant_time_eq(stored.as_bytes(), presented_hash.as_bytes());
     let mut found = None;
     for row in q::by_key_prefix(conn, prefix)? {
         if row.key_prefix == prefix {
             if matches(&row.key_hash) {
                 found = Some((row, None));
             }
-        } else if let (Some(hash), Some(until)) = (&row.previous_key_hash, row.previous_valid_until)
-        {
+        } else if let (Some(hash), Some(until)) = (&row.previous_key_hash, row.previous_valid_until) {
             let until = from_db(until);
             if row.previous_key_prefix.as_deref() == Some(prefix) && until > t && matches(hash) {
                 found = Some((row, Some(until)));
@@ -378,27 +331,18 @@ pub fn authenticate(
         tracing::info!(client_id = %client.id, "API key refused: client {} is revoked", client.id);
         return Err(api_key::invalid_key());
     }
-    let scopes = Scope::split(&client.scopes).ok_or_else(|| {
-        AppError::Internal(format!("API client {} has an unknown scope", client.id))
-    })?;
+    let scopes = Scope::split(&client.scopes)
+        .ok_or_else(|| AppError::Internal(format!("API client {} has an unknown scope", client.id)))?;
     let scope_path = match &client.jurisdiction_code {
         Some(code) => Some(
             reference::jurisdiction(conn, code)?
-                .ok_or_else(|| {
-                    AppError::Internal(format!(
-                        "API client {} has a missing jurisdiction",
-                        client.id
-                    ))
-                })?
+                .ok_or_else(|| AppError::Internal(format!("API client {} has a missing jurisdiction", client.id)))?
                 .path,
         ),
         None => None,
     };
     let granularity = Duration::seconds(LAST_USED_GRANULARITY_SECS);
-    if client
-        .last_used_at
-        .is_none_or(|last| from_db(last) < t - granularity)
-    {
+    if client.last_used_at.is_none_or(|last| from_db(last) < t - granularity) {
         // Bookkeeping: a failure to record the use must not refuse the request.
         if let Err(e) = q::touch(conn, &client.id, to_db(t), to_db(t - granularity)) {
             tracing::warn!(client_id = %client.id, error = %e, "could not record the use of API client {}", client.id);

@@ -16,9 +16,7 @@ use crate::db::{reference, users, write_tx, DbConn};
 use crate::domain::access::{upper_bound, Principal};
 use crate::domain::input::{need, Input, Query};
 use crate::domain::lifecycle::{self, allowed_actions, CaseState, Command, EventDraft};
-use crate::domain::types::{
-    Action, Channel, Kind, Outcome, Priority, Role, Satisfaction, Scope, Status,
-};
+use crate::domain::types::{Action, Channel, Kind, Outcome, Priority, Role, Satisfaction, Scope, Status};
 use crate::domain::util::{from_db, now, to_db, ts, ts_opt};
 use crate::error::{AppError, AppResult};
 
@@ -125,10 +123,7 @@ pub fn mask_phone(phone: &str) -> String {
     }
     let (head, rest) = chars.split_at(3);
     let (middle, tail) = rest.split_at(rest.len() - 4);
-    head.iter()
-        .chain(std::iter::repeat_n(&'*', middle.len()))
-        .chain(tail.iter())
-        .collect()
+    head.iter().chain(std::iter::repeat_n(&'*', middle.len())).chain(tail.iter()).collect()
 }
 
 /// Whether the caller may see the complainant's name and phone unmasked: supervisors and admins
@@ -139,8 +134,7 @@ pub fn sees_personal_data(p: &Principal, case: &Case) -> bool {
         Role::Admin | Role::Supervisor => true,
         Role::Viewer => false,
         Role::Caseworker => {
-            case.created_by == p.id
-                || (case.department_id.is_some() && case.department_id == p.department_id)
+            case.created_by == p.id || (case.department_id.is_some() && case.department_id == p.department_id)
         }
         Role::Integration => case.created_by == p.id,
     }
@@ -151,32 +145,16 @@ fn view(case: Case, p: &Principal, now: DateTime<Utc>) -> AppResult<CaseView> {
         .ok_or_else(|| AppError::Internal(format!("case {} has unknown status", case.id)))?;
     let due_at = from_db(case.due_at);
     let unmasked = sees_personal_data(p, &case);
-    let complainant =
-        (case.complainant_name.is_some() || case.complainant_phone.is_some()).then(|| {
-            ComplainantView {
-                name: case.complainant_name.as_deref().map(|n| {
-                    if unmasked {
-                        n.to_owned()
-                    } else {
-                        mask_name(n)
-                    }
-                }),
-                phone: case.complainant_phone.as_deref().map(|n| {
-                    if unmasked {
-                        n.to_owned()
-                    } else {
-                        mask_phone(n)
-                    }
-                }),
-                masked: !unmasked,
-            }
-        });
-    let location =
-        (case.location_address.is_some() || case.location_lat.is_some()).then_some(LocationView {
-            address: case.location_address,
-            lat: case.location_lat,
-            lon: case.location_lon,
-        });
+    let complainant = (case.complainant_name.is_some() || case.complainant_phone.is_some()).then(|| ComplainantView {
+        name: case.complainant_name.as_deref().map(|n| if unmasked { n.to_owned() } else { mask_name(n) }),
+        phone: case.complainant_phone.as_deref().map(|n| if unmasked { n.to_owned() } else { mask_phone(n) }),
+        masked: !unmasked,
+    });
+    let location = (case.location_address.is_some() || case.location_lat.is_some()).then_some(LocationView {
+        address: case.location_address,
+        lat: case.location_lat,
+        lon: case.location_lon,
+    });
     let external = match (case.external_source, case.external_id) {
         (Some(source), Some(id)) => Some(ExternalView { source, id }),
         _ => None,
@@ -241,10 +219,7 @@ pub struct NewCase {
 pub fn is_phone(phone: &str) -> bool {
     let len = phone.chars().count();
     (5..=20).contains(&len)
-        && phone
-            .chars()
-            .enumerate()
-            .all(|(i, c)| c.is_ascii_digit() || c == ' ' || c == '-' || (i == 0 && c == '+'))
+        && phone.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == ' ' || c == '-' || (i == 0 && c == '+'))
         && phone.chars().filter(char::is_ascii_digit).count() >= 5
 }
 
@@ -259,18 +234,12 @@ impl NewCase {
         let jurisdiction_code = i.text("jurisdiction_code", 12, false);
         let channel = i.choice("channel", Channel::parse, Channel::NAMES);
         let programme_id = i.opt_uuid("programme_id");
-        let priority = i
-            .opt_choice("priority", Priority::parse, Priority::NAMES)
-            .unwrap_or(Priority::Normal);
+        let priority = i.opt_choice("priority", Priority::parse, Priority::NAMES).unwrap_or(Priority::Normal);
         let complainant = i.opt_object("complainant", |c| {
             let name = c.opt_text("name", 100, false);
             let phone = c.opt_text("phone", 20, false);
             if phone.as_deref().is_some_and(|p| !is_phone(p)) {
-                c.error(
-                    "phone",
-                    "invalid_format",
-                    "digits, spaces, '-' and a leading '+' only; 5-20 characters",
-                );
+                c.error("phone", "invalid_format", "digits, spaces, '-' and a leading '+' only; 5-20 characters");
             }
             Some((name, phone))
         });
@@ -279,18 +248,10 @@ impl NewCase {
             let lat = l.opt_number("lat", -90.0, 90.0);
             let lon = l.opt_number("lon", -180.0, 180.0);
             if lat.is_some() != lon.is_some() {
-                l.error(
-                    if lat.is_some() { "lon" } else { "lat" },
-                    "required",
-                    "lat and lon go together",
-                );
+                l.error(if lat.is_some() { "lon" } else { "lat" }, "required", "lat and lon go together");
             }
             if address.is_none() && lat.is_none() && !l.has("lat") && !l.has("lon") {
-                l.error(
-                    "address",
-                    "required",
-                    "a location needs an address or lat and lon",
-                );
+                l.error("address", "required", "a location needs an address or lat and lon");
             }
             Some((address, lat, lon))
         });
@@ -301,11 +262,7 @@ impl NewCase {
             Some((source?, id?))
         });
         if due_at.is_some_and(|d| d <= now()) {
-            i.error(
-                "due_at",
-                "not_in_future",
-                "the deadline must be in the future",
-            );
+            i.error("due_at", "not_in_future", "the deadline must be in the future");
         }
         i.finish()?;
         let (complainant_name, complainant_phone) = complainant.unwrap_or((None, None));
@@ -343,18 +300,13 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
         }
         let category = reference::category(conn, &new.category_code)?.filter(|c| c.active);
         if category.is_none() {
-            errors.push(crate::error::FieldError::new(
-                "category_code",
-                "not_found",
-                "no such active category",
-            ));
+            errors.push(crate::error::FieldError::new("category_code", "not_found", "no such active category"));
         }
         if let Some(prog_id) = &new.programme_id {
             let covers = match (visible_programme(conn, p, prog_id), &jurisdiction) {
                 (Ok(prog), Some(j)) => {
-                    let prog_path = visible_jurisdiction(conn, p, &prog.jurisdiction_code)
-                        .map(|pj| pj.path)
-                        .unwrap_or_default();
+                    let prog_path =
+                        visible_jurisdiction(conn, p, &prog.jurisdiction_code).map(|pj| pj.path).unwrap_or_default();
                     j.path.starts_with(&prog_path)
                 }
                 (Ok(_), None) => true,
@@ -375,9 +327,7 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
                 ));
             }
         }
-        let (Some(jurisdiction), Some(category), true) =
-            (jurisdiction, category, errors.is_empty())
-        else {
+        let (Some(jurisdiction), Some(category), true) = (jurisdiction, category, errors.is_empty()) else {
             return Err(AppError::Validation(errors));
         };
         if let Some((source, id)) = &new.external {
@@ -390,9 +340,7 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
             }
         }
         let t = now();
-        let due_at = new
-            .due_at
-            .unwrap_or(t + Duration::days(i64::from(category.deadline_days)));
+        let due_at = new.due_at.unwrap_or(t + Duration::days(i64::from(category.deadline_days)));
         let year = (t + Duration::seconds(CHINA_OFFSET_SECS)).format("%Y");
         let prefix = format!("{}-{}", jurisdiction.code, year);
         let number = q::next_ref_number(conn, &prefix)?;
@@ -442,10 +390,9 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
         let has_external = case.external_id.is_some();
         q::insert(conn, &case).map_err(|e| match AppError::from(e) {
             // Lost a race with a concurrent create of the same external id.
-            AppError::Conflict { .. } if has_external => AppError::conflict(
-                "external_id_exists",
-                "a case with this external id already exists",
-            ),
+            AppError::Conflict { .. } if has_external => {
+                AppError::conflict("external_id_exists", "a case with this external id already exists")
+            }
             other => other,
         })?;
         let draft = EventDraft {
@@ -488,24 +435,17 @@ fn record_event(
     )
     .map_err(|e| match AppError::from(e) {
         // Two events with one seq: another transaction moved the case first.
-        AppError::Conflict { .. } => AppError::conflict(
-            "concurrent_update",
-            "the case changed while this action ran; retry",
-        ),
+        AppError::Conflict { .. } => {
+            AppError::conflict("concurrent_update", "the case changed while this action ran; retry")
+        }
         other => other,
     })
 }
 
 /// A case the caller may read, or 404 (also for cases outside the caller's scope).
 fn readable(case: Option<Case>, p: &Principal) -> AppResult<Case> {
-    case.filter(|c| {
-        p.can_read_case(
-            &c.jurisdiction_path,
-            &c.created_by,
-            c.department_id.as_deref(),
-        )
-    })
-    .ok_or_else(|| AppError::not_found("case"))
+    case.filter(|c| p.can_read_case(&c.jurisdiction_path, &c.created_by, c.department_id.as_deref()))
+        .ok_or_else(|| AppError::not_found("case"))
 }
 
 /// One case.
@@ -550,16 +490,11 @@ impl IfMatch {
 }
 
 fn state_of(case: &Case) -> AppResult<CaseState> {
-    let corrupt =
-        |what: &str| AppError::Internal(format!("case {} has an unknown {what}", case.id));
+    let corrupt = |what: &str| AppError::Internal(format!("case {} has an unknown {what}", case.id));
     Ok(CaseState {
         id: case.id.clone(),
         status: Status::parse(&case.status).ok_or_else(|| corrupt("status"))?,
-        outcome: case
-            .outcome
-            .as_deref()
-            .map(|o| Outcome::parse(o).ok_or_else(|| corrupt("outcome")))
-            .transpose()?,
+        outcome: case.outcome.as_deref().map(|o| Outcome::parse(o).ok_or_else(|| corrupt("outcome"))).transpose()?,
         department_id: case.department_id.clone(),
         assignee_id: case.assignee_id.clone(),
         due_at: from_db(case.due_at),
@@ -587,37 +522,24 @@ fn check_target(conn: &mut DbConn, p: &Principal, case: &Case, cmd: &Command) ->
         return Ok(());
     };
     let bad = |msg: &str| AppError::invalid("department_id", "not_found", msg.to_owned());
-    let dept = reference::department(conn, dept_id)?
-        .filter(|d| d.active)
-        .ok_or_else(|| bad("no such active department"))?;
+    let dept =
+        reference::department(conn, dept_id)?.filter(|d| d.active).ok_or_else(|| bad("no such active department"))?;
     let dept_path = visible_jurisdiction(conn, p, &dept.jurisdiction_code)
         .map_err(|_| bad("no such active department in your scope"))?
         .path;
-    if !(case.jurisdiction_path.starts_with(&dept_path)
-        || dept_path.starts_with(&case.jurisdiction_path))
-    {
+    if !(case.jurisdiction_path.starts_with(&dept_path) || dept_path.starts_with(&case.jurisdiction_path)) {
         return Err(AppError::invalid(
             "department_id",
             "out_of_scope",
             "the department does not serve the case's jurisdiction",
         ));
     }
-    if let Command::Assign {
-        assignee_id: Some(user_id),
-        ..
-    }
-    | Command::Reassign {
-        assignee_id: Some(user_id),
-        ..
-    } = cmd
+    if let Command::Assign { assignee_id: Some(user_id), .. } | Command::Reassign { assignee_id: Some(user_id), .. } =
+        cmd
     {
         let user = users::by_id(conn, user_id)?;
         if !user.is_some_and(|u| u.active && u.department_id.as_deref() == Some(dept_id)) {
-            return Err(AppError::invalid(
-                "assignee_id",
-                "not_found",
-                "no such active user in that department",
-            ));
+            return Err(AppError::invalid("assignee_id", "not_found", "no such active user in that department"));
         }
     }
     Ok(())
@@ -625,13 +547,7 @@ fn check_target(conn: &mut DbConn, p: &Principal, case: &Case, cmd: &Command) ->
 
 /// Takes a lifecycle action: locks the case, checks `If-Match`, the references and the rules,
 /// writes the change and its event, and returns the new state of the case.
-pub fn act(
-    conn: &mut DbConn,
-    p: &Principal,
-    id: &str,
-    if_match: Option<IfMatch>,
-    cmd: Command,
-) -> AppResult<CaseView> {
+pub fn act(conn: &mut DbConn, p: &Principal, id: &str, if_match: Option<IfMatch>, cmd: Command) -> AppResult<CaseView> {
     write_tx(conn, |conn| {
         let case = readable(q::get_for_update(conn, id)?, p)?;
         if let Some(cond) = &if_match {
@@ -645,17 +561,9 @@ pub fn act(
                 });
             }
         }
-        if let Command::Dismiss {
-            duplicate_of: Some(dup),
-            ..
-        } = &cmd
-        {
+        if let Command::Dismiss { duplicate_of: Some(dup), .. } = &cmd {
             if dup != id && readable(q::get(conn, dup)?, p).is_err() {
-                return Err(AppError::invalid(
-                    "duplicate_of",
-                    "not_found",
-                    "no such case",
-                ));
+                return Err(AppError::invalid("duplicate_of", "not_found", "no such case"));
             }
         }
         let mut state = state_of(&case)?;
@@ -687,10 +595,7 @@ pub fn act(
         };
         if !q::update_lifecycle(conn, id, old_version, &changes)? {
             let current = q::get(conn, id)?.map_or(old_version, |c| c.version);
-            return Err(AppError::StaleVersion {
-                expected: etag(old_version),
-                current,
-            });
+            return Err(AppError::StaleVersion { expected: etag(old_version), current });
         }
         record_event(conn, id, state.version, Some(from), &draft, p, t)?;
         tracing::info!(case_id = %id, action = %draft.action, from = %from, to = %draft.to_status, "case action");
@@ -731,10 +636,7 @@ pub fn events(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<Vec<Event
             action: e.action,
             from_status: e.from_status,
             to_status: e.to_status,
-            actor: ActorView {
-                id: e.actor_id,
-                name: e.actor_name,
-            },
+            actor: ActorView { id: e.actor_id, name: e.actor_name },
             at: from_db(e.at),
             note: e.note,
             data: serde_json::from_str(&e.data).unwrap_or(Value::Null),
@@ -778,11 +680,7 @@ impl ListQuery {
                     Some((to_db(at), id.to_owned()))
                 });
                 if parsed.is_none() {
-                    qs.error(
-                        "cursor",
-                        "invalid_cursor",
-                        "not a cursor returned by this list",
-                    );
+                    qs.error("cursor", "invalid_cursor", "not a cursor returned by this list");
                 }
                 parsed
             }
@@ -790,19 +688,11 @@ impl ListQuery {
         let external_source = qs.text("external_source", 64);
         let external_id = qs.text("external_id", 128);
         if external_source.is_some() != external_id.is_some() {
-            qs.error(
-                "external_id",
-                "required",
-                "external_source and external_id go together",
-            );
+            qs.error("external_id", "required", "external_source and external_id go together");
         }
         let filter = CaseFilter {
-            status: qs
-                .choice("status", Status::parse, Status::NAMES)
-                .map(|s| s.as_str().to_owned()),
-            kind: qs
-                .choice("kind", Kind::parse, Kind::NAMES)
-                .map(|s| s.as_str().to_owned()),
+            status: qs.choice("status", Status::parse, Status::NAMES).map(|s| s.as_str().to_owned()),
+            kind: qs.choice("kind", Kind::parse, Kind::NAMES).map(|s| s.as_str().to_owned()),
             category_code: qs.text("category_code", 32),
             department_id: qs.uuid("department_id"),
             programme_id: qs.uuid("programme_id"),
@@ -818,25 +708,14 @@ impl ListQuery {
         };
         let jurisdiction_code = qs.text("jurisdiction_code", 12);
         qs.finish()?;
-        Ok(ListQuery {
-            filter,
-            jurisdiction_code,
-            page: Some(page),
-        })
+        Ok(ListQuery { filter, jurisdiction_code, page: Some(page) })
     }
 }
 
 /// Cases the caller may read that match the query, newest first.
 pub fn list(conn: &mut DbConn, p: &Principal, query: ListQuery) -> AppResult<Page<CaseView>> {
-    let ListQuery {
-        mut filter,
-        jurisdiction_code,
-        page,
-    } = query;
-    let page = page.unwrap_or(PageRequest {
-        limit: super::DEFAULT_LIMIT,
-        after: None,
-    });
+    let ListQuery { mut filter, jurisdiction_code, page } = query;
+    let page = page.unwrap_or(PageRequest { limit: super::DEFAULT_LIMIT, after: None });
     filter.scope = p.scope_path.as_ref().map(|s| (s.clone(), upper_bound(s)));
     match p.role {
         Role::Caseworker => filter.own = Some((p.id.clone(), p.department_id.clone())),
@@ -847,13 +726,8 @@ pub fn list(conn: &mut DbConn, p: &Principal, query: ListQuery) -> AppResult<Pag
         Role::Admin | Role::Supervisor | Role::Viewer => {}
     }
     if let Some(code) = jurisdiction_code {
-        let j = visible_jurisdiction(conn, p, &code).map_err(|_| {
-            AppError::invalid(
-                "jurisdiction_code",
-                "not_found",
-                "no such jurisdiction in your scope",
-            )
-        })?;
+        let j = visible_jurisdiction(conn, p, &code)
+            .map_err(|_| AppError::invalid("jurisdiction_code", "not_found", "no such jurisdiction in your scope"))?;
         filter.subtree = Some((j.path.clone(), upper_bound(&j.path)));
     }
     let t = now();
@@ -863,19 +737,8 @@ pub fn list(conn: &mut DbConn, p: &Principal, query: ListQuery) -> AppResult<Pag
     let mut items = Vec::with_capacity(rows.len());
     let mut last_key = None;
     for case in rows.into_iter().take(page.limit as usize) {
-        last_key = Some(format!(
-            "{}|{}",
-            from_db(case.created_at).timestamp_micros(),
-            case.id
-        ));
+        last_key = Some(format!("{}|{}", from_db(case.created_at).timestamp_micros(), case.id));
         items.push(view(case, p, t)?);
     }
-    Ok(Page {
-        items,
-        next_cursor: if more {
-            last_key.map(|k| encode_cursor(&k))
-        } else {
-            None
-        },
-    })
+    Ok(Page { items, next_cursor: if more { last_key.map(|k| encode_cursor(&k)) } else { None } })
 }

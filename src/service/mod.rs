@@ -45,11 +45,7 @@ impl PageRequest {
             Some(c) => match decode_cursor(c) {
                 Some(after) => Some(after),
                 None => {
-                    q.error(
-                        "cursor",
-                        "invalid_cursor",
-                        "not a cursor returned by this list",
-                    );
+                    q.error("cursor", "invalid_cursor", "not a cursor returned by this list");
                     None
                 }
             },
@@ -69,23 +65,11 @@ fn decode_cursor(cursor: &str) -> Option<String> {
 }
 
 /// Turns `limit + 1` fetched rows into a page: the extra row only says there is more.
-pub fn paginate<R, T>(
-    mut rows: Vec<R>,
-    limit: i64,
-    key: impl Fn(&R) -> String,
-    view: impl Fn(R) -> T,
-) -> Page<T> {
+pub fn paginate<R, T>(mut rows: Vec<R>, limit: i64, key: impl Fn(&R) -> String, view: impl Fn(R) -> T) -> Page<T> {
     let more = rows.len() as i64 > limit;
     rows.truncate(limit.max(0) as usize);
-    let next_cursor = if more {
-        rows.last().map(|r| encode_cursor(&key(r)))
-    } else {
-        None
-    };
-    Page {
-        items: rows.into_iter().map(view).collect(),
-        next_cursor,
-    }
+    let next_cursor = if more { rows.last().map(|r| encode_cursor(&key(r))) } else { None };
+    Page { items: rows.into_iter().map(view).collect(), next_cursor }
 }
 
 /// A fresh id: UUID v7, so ids sort roughly by creation time.
@@ -95,7 +79,5 @@ pub fn new_id() -> String {
 
 /// Parses a path id as a UUID; anything else cannot name a stored row.
 pub fn path_id(raw: &str, what: &str) -> Result<String, AppError> {
-    uuid::Uuid::parse_str(raw)
-        .map(|u| u.to_string())
-        .map_err(|_| AppError::not_found(what))
+    uuid::Uuid::parse_str(raw).map(|u| u.to_string()).map_err(|_| AppError::not_found(what))
 }

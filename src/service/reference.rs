@@ -6,8 +6,7 @@ use serde_json::Value;
 
 use super::{new_id, paginate, Page, PageRequest};
 use crate::db::models::{
-    Category, CategoryChanges, Department, DepartmentChanges, Jurisdiction, Programme,
-    ProgrammeChanges,
+    Category, CategoryChanges, Department, DepartmentChanges, Jurisdiction, Programme, ProgrammeChanges,
 };
 use crate::db::{reference as q, write_tx, DbConn};
 use crate::domain::access::{upper_bound, Principal};
@@ -55,14 +54,8 @@ fn as_refs(range: &Option<(String, String)>) -> Option<(&str, &str)> {
 }
 
 /// A jurisdiction the caller can see, or 404.
-pub fn visible_jurisdiction(
-    conn: &mut DbConn,
-    p: &Principal,
-    code: &str,
-) -> AppResult<Jurisdiction> {
-    q::jurisdiction(conn, code)?
-        .filter(|j| p.in_scope(&j.path))
-        .ok_or_else(|| AppError::not_found("jurisdiction"))
+pub fn visible_jurisdiction(conn: &mut DbConn, p: &Principal, code: &str) -> AppResult<Jurisdiction> {
+    q::jurisdiction(conn, code)?.filter(|j| p.in_scope(&j.path)).ok_or_else(|| AppError::not_found("jurisdiction"))
 }
 
 /// Body of `POST /jurisdictions`.
@@ -80,56 +73,31 @@ impl NewJurisdiction {
         let name = i.text("name", 100, false);
         let parent_code = i.opt_text("parent_code", 12, false);
         if code.as_deref().is_some_and(|c| !is_division_code(c)) {
-            i.error(
-                "code",
-                "invalid_format",
-                "must be a national division code of 6, 9 or 12 digits",
-            );
+            i.error("code", "invalid_format", "must be a national division code of 6, 9 or 12 digits");
         }
         i.finish()?;
-        Ok(NewJurisdiction {
-            code: need(code, "code")?,
-            name: need(name, "name")?,
-            parent_code,
-        })
+        Ok(NewJurisdiction { code: need(code, "code")?, name: need(name, "name")?, parent_code })
     }
 }
 
 /// Creates a jurisdiction under a parent in the caller's subtree (a root needs a whole-tree admin).
-pub fn create_jurisdiction(
-    conn: &mut DbConn,
-    p: &Principal,
-    new: NewJurisdiction,
-) -> AppResult<JurisdictionView> {
+pub fn create_jurisdiction(conn: &mut DbConn, p: &Principal, new: NewJurisdiction) -> AppResult<JurisdictionView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
         let (path, depth) = match &new.parent_code {
             Some(parent) => {
-                let parent = q::jurisdiction(conn, parent)?
-                    .filter(|j| p.in_scope(&j.path))
-                    .ok_or_else(|| {
-                        AppError::invalid(
-                            "parent_code",
-                            "not_found",
-                            "no such jurisdiction in your scope",
-                        )
-                    })?;
+                let parent = q::jurisdiction(conn, parent)?.filter(|j| p.in_scope(&j.path)).ok_or_else(|| {
+                    AppError::invalid("parent_code", "not_found", "no such jurisdiction in your scope")
+                })?;
                 (format!("{}{}/", parent.path, new.code), parent.depth + 1)
             }
             None if p.scope_path.is_none() => (format!("/{}/", new.code), 0),
             None => {
-                return Err(AppError::invalid(
-                    "parent_code",
-                    "required",
-                    "only a whole-tree admin may create a root",
-                ))
+                return Err(AppError::invalid("parent_code", "required", "only a whole-tree admin may create a root"))
             }
         };
         if q::jurisdiction(conn, &new.code)?.is_some() {
-            return Err(AppError::conflict(
-                "already_exists",
-                format!("jurisdiction {} already exists", new.code),
-            ));
+            return Err(AppError::conflict("already_exists", format!("jurisdiction {} already exists", new.code)));
         }
         let t = to_db(now());
         let row = Jurisdiction {
@@ -155,27 +123,12 @@ pub fn list_jurisdictions(
     page: PageRequest,
 ) -> AppResult<Page<JurisdictionView>> {
     let range = scope_range(p);
-    let rows = q::list_jurisdictions(
-        conn,
-        as_refs(&range),
-        parent.as_deref(),
-        page.after.as_deref(),
-        page.limit + 1,
-    )?;
-    Ok(paginate(
-        rows,
-        page.limit,
-        |j| j.code.clone(),
-        JurisdictionView::from,
-    ))
+    let rows = q::list_jurisdictions(conn, as_refs(&range), parent.as_deref(), page.after.as_deref(), page.limit + 1)?;
+    Ok(paginate(rows, page.limit, |j| j.code.clone(), JurisdictionView::from))
 }
 
 /// One jurisdiction.
-pub fn get_jurisdiction(
-    conn: &mut DbConn,
-    p: &Principal,
-    code: &str,
-) -> AppResult<JurisdictionView> {
+pub fn get_jurisdiction(conn: &mut DbConn, p: &Principal, code: &str) -> AppResult<JurisdictionView> {
     visible_jurisdiction(conn, p, code).map(Into::into)
 }
 
@@ -188,12 +141,7 @@ pub fn parse_rename(body: &Value) -> AppResult<String> {
 }
 
 /// Renames a jurisdiction in the caller's subtree.
-pub fn rename_jurisdiction(
-    conn: &mut DbConn,
-    p: &Principal,
-    code: &str,
-    name: String,
-) -> AppResult<JurisdictionView> {
+pub fn rename_jurisdiction(conn: &mut DbConn, p: &Principal, code: &str, name: String) -> AppResult<JurisdictionView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
         visible_jurisdiction(conn, p, code)?;
@@ -231,8 +179,7 @@ impl From<Department> for DepartmentView {
 /// A department the caller can see (its jurisdiction is in scope), or 404.
 pub fn visible_department(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<Department> {
     let dept = q::department(conn, id)?.ok_or_else(|| AppError::not_found("department"))?;
-    visible_jurisdiction(conn, p, &dept.jurisdiction_code)
-        .map_err(|_| AppError::not_found("department"))?;
+    visible_jurisdiction(conn, p, &dept.jurisdiction_code).map_err(|_| AppError::not_found("department"))?;
     Ok(dept)
 }
 
@@ -257,20 +204,11 @@ impl NewDepartment {
 }
 
 /// Creates a department in a jurisdiction of the caller's subtree.
-pub fn create_department(
-    conn: &mut DbConn,
-    p: &Principal,
-    new: NewDepartment,
-) -> AppResult<DepartmentView> {
+pub fn create_department(conn: &mut DbConn, p: &Principal, new: NewDepartment) -> AppResult<DepartmentView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
-        visible_jurisdiction(conn, p, &new.jurisdiction_code).map_err(|_| {
-            AppError::invalid(
-                "jurisdiction_code",
-                "not_found",
-                "no such jurisdiction in your scope",
-            )
-        })?;
+        visible_jurisdiction(conn, p, &new.jurisdiction_code)
+            .map_err(|_| AppError::invalid("jurisdiction_code", "not_found", "no such jurisdiction in your scope"))?;
         let t = to_db(now());
         let row = Department {
             id: new_id(),
@@ -281,10 +219,9 @@ pub fn create_department(
             updated_at: t,
         };
         q::insert_department(conn, &row).map_err(|e| match AppError::from(e) {
-            AppError::Conflict { .. } => AppError::conflict(
-                "already_exists",
-                "a department of that name exists in this jurisdiction",
-            ),
+            AppError::Conflict { .. } => {
+                AppError::conflict("already_exists", "a department of that name exists in this jurisdiction")
+            }
             other => other,
         })?;
         Ok(row.into())
@@ -299,19 +236,9 @@ pub fn list_departments(
     page: PageRequest,
 ) -> AppResult<Page<DepartmentView>> {
     let range = scope_range(p);
-    let rows = q::list_departments(
-        conn,
-        as_refs(&range),
-        jurisdiction.as_deref(),
-        page.after.as_deref(),
-        page.limit + 1,
-    )?;
-    Ok(paginate(
-        rows,
-        page.limit,
-        |d| d.id.clone(),
-        DepartmentView::from,
-    ))
+    let rows =
+        q::list_departments(conn, as_refs(&range), jurisdiction.as_deref(), page.after.as_deref(), page.limit + 1)?;
+    Ok(paginate(rows, page.limit, |d| d.id.clone(), DepartmentView::from))
 }
 
 /// One department.
@@ -375,9 +302,7 @@ impl From<Category> for CategoryView {
 /// Whether a category code is acceptable: lower-case ASCII letters, digits, `_`, `-`, `.`; 1–32.
 pub fn is_category_code(code: &str) -> bool {
     (1..=32).contains(&code.len())
-        && code.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
-        })
+        && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Longest default deadline, in days.
@@ -398,11 +323,7 @@ impl NewCategory {
         let name = i.text("name", 100, false);
         let deadline_days = i.int("deadline_days", 1, MAX_DEADLINE_DAYS);
         if code.as_deref().is_some_and(|c| !is_category_code(c)) {
-            i.error(
-                "code",
-                "invalid_format",
-                "lower-case letters, digits, '_', '-' and '.' only",
-            );
+            i.error("code", "invalid_format", "lower-case letters, digits, '_', '-' and '.' only");
         }
         i.finish()?;
         Ok(NewCategory {
@@ -425,18 +346,11 @@ fn require_tree_admin(p: &Principal) -> AppResult<()> {
 }
 
 /// Creates a category.
-pub fn create_category(
-    conn: &mut DbConn,
-    p: &Principal,
-    new: NewCategory,
-) -> AppResult<CategoryView> {
+pub fn create_category(conn: &mut DbConn, p: &Principal, new: NewCategory) -> AppResult<CategoryView> {
     require_tree_admin(p)?;
     write_tx(conn, |conn| {
         if q::category(conn, &new.code)?.is_some() {
-            return Err(AppError::conflict(
-                "already_exists",
-                format!("category {} already exists", new.code),
-            ));
+            return Err(AppError::conflict("already_exists", format!("category {} already exists", new.code)));
         }
         let t = to_db(now());
         let row = Category {
@@ -455,19 +369,12 @@ pub fn create_category(
 /// All categories.
 pub fn list_categories(conn: &mut DbConn, page: PageRequest) -> AppResult<Page<CategoryView>> {
     let rows = q::list_categories(conn, page.after.as_deref(), page.limit + 1)?;
-    Ok(paginate(
-        rows,
-        page.limit,
-        |c| c.code.clone(),
-        CategoryView::from,
-    ))
+    Ok(paginate(rows, page.limit, |c| c.code.clone(), CategoryView::from))
 }
 
 /// One category.
 pub fn get_category(conn: &mut DbConn, code: &str) -> AppResult<CategoryView> {
-    q::category(conn, code)?
-        .map(Into::into)
-        .ok_or_else(|| AppError::not_found("category"))
+    q::category(conn, code)?.map(Into::into).ok_or_else(|| AppError::not_found("category"))
 }
 
 /// Reads a category PATCH body: `{name?, deadline_days?, active?}`.
@@ -475,9 +382,7 @@ pub fn parse_category_changes(body: &Value) -> AppResult<CategoryChanges> {
     let mut i = Input::new(body);
     let changes = CategoryChanges {
         name: i.opt_text("name", 100, false),
-        deadline_days: i
-            .opt_int("deadline_days", 1, MAX_DEADLINE_DAYS)
-            .map(|d| d as i32),
+        deadline_days: i.opt_int("deadline_days", 1, MAX_DEADLINE_DAYS).map(|d| d as i32),
         active: i.opt_bool("active"),
         updated_at: Some(to_db(now())),
     };
@@ -532,8 +437,7 @@ impl From<Programme> for ProgrammeView {
 /// A programme the caller can see, or 404.
 pub fn visible_programme(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<Programme> {
     let prog = q::programme(conn, id)?.ok_or_else(|| AppError::not_found("programme"))?;
-    visible_jurisdiction(conn, p, &prog.jurisdiction_code)
-        .map_err(|_| AppError::not_found("programme"))?;
+    visible_jurisdiction(conn, p, &prog.jurisdiction_code).map_err(|_| AppError::not_found("programme"))?;
     Ok(prog)
 }
 
@@ -564,20 +468,11 @@ impl NewProgramme {
 }
 
 /// Creates a programme in a jurisdiction of the caller's subtree.
-pub fn create_programme(
-    conn: &mut DbConn,
-    p: &Principal,
-    new: NewProgramme,
-) -> AppResult<ProgrammeView> {
+pub fn create_programme(conn: &mut DbConn, p: &Principal, new: NewProgramme) -> AppResult<ProgrammeView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
-        visible_jurisdiction(conn, p, &new.jurisdiction_code).map_err(|_| {
-            AppError::invalid(
-                "jurisdiction_code",
-                "not_found",
-                "no such jurisdiction in your scope",
-            )
-        })?;
+        visible_jurisdiction(conn, p, &new.jurisdiction_code)
+            .map_err(|_| AppError::invalid("jurisdiction_code", "not_found", "no such jurisdiction in your scope"))?;
         let t = to_db(now());
         let row = Programme {
             id: new_id(),
@@ -589,10 +484,9 @@ pub fn create_programme(
             updated_at: t,
         };
         q::insert_programme(conn, &row).map_err(|e| match AppError::from(e) {
-            AppError::Conflict { .. } => AppError::conflict(
-                "already_exists",
-                "a programme of that name and year exists in this jurisdiction",
-            ),
+            AppError::Conflict { .. } => {
+                AppError::conflict("already_exists", "a programme of that name and year exists in this jurisdiction")
+            }
             other => other,
         })?;
         Ok(row.into())
@@ -616,12 +510,7 @@ pub fn list_programmes(
         page.after.as_deref(),
         page.limit + 1,
     )?;
-    Ok(paginate(
-        rows,
-        page.limit,
-        |p| p.id.clone(),
-        ProgrammeView::from,
-    ))
+    Ok(paginate(rows, page.limit, |p| p.id.clone(), ProgrammeView::from))
 }
 
 /// One programme.

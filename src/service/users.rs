@@ -49,9 +49,7 @@ impl From<User> for UserView {
 /// Whether a username is acceptable: 3–64 of ASCII letters, digits, `_ . @ -`.
 pub fn is_username(name: &str) -> bool {
     (3..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'@' | b'-'))
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'@' | b'-'))
 }
 
 /// Body of `POST /auth/login`.
@@ -69,23 +67,18 @@ impl Login {
         let username = i.text("username", 64, false);
         let password = i.secret("password", 128);
         i.finish()?;
-        Ok(Login {
-            username: need(username, "username")?,
-            password: need(password, "password")?,
-        })
+        Ok(Login { username: need(username, "username")?, password: need(password, "password")? })
     }
 }
 
 /// The signed-in principal for a user row, with its scope path.
 pub fn principal_for(conn: &mut DbConn, user: &User) -> AppResult<Principal> {
-    let role = Role::parse_user(&user.role)
-        .ok_or_else(|| AppError::Internal(format!("user {} has unknown role", user.id)))?;
+    let role =
+        Role::parse_user(&user.role).ok_or_else(|| AppError::Internal(format!("user {} has unknown role", user.id)))?;
     let scope_path = match &user.jurisdiction_code {
         Some(code) => Some(
             reference::jurisdiction(conn, code)?
-                .ok_or_else(|| {
-                    AppError::Internal(format!("user {} has a missing jurisdiction", user.id))
-                })?
+                .ok_or_else(|| AppError::Internal(format!("user {} has a missing jurisdiction", user.id)))?
                 .path,
         ),
         None => None,
@@ -135,11 +128,7 @@ impl NewUser {
         let display_name = i.opt_text("display_name", 100, false);
         if let Some(u) = &username {
             if !is_username(u) {
-                i.error(
-                    "username",
-                    "invalid_format",
-                    "3-64 characters: letters, digits, '_', '.', '@', '-'",
-                );
+                i.error("username", "invalid_format", "3-64 characters: letters, digits, '_', '.', '@', '-'");
             }
             if let Some(pw) = &password {
                 if let Err(why) = check_policy(pw, u) {
@@ -148,11 +137,7 @@ impl NewUser {
             }
         }
         if role == Some(Role::Caseworker) && department_id.is_none() && !i.has("department_id") {
-            i.error(
-                "department_id",
-                "required",
-                "a caseworker belongs to a department",
-            );
+            i.error("department_id", "required", "a caseworker belongs to a department");
         }
         i.finish()?;
         Ok(NewUser {
@@ -168,43 +153,23 @@ impl NewUser {
 
 /// Stores a user created by an admin; `password_hash` was computed off the async workers.
 /// A scoped admin creates users only in their subtree (defaulting to their own jurisdiction).
-pub fn create_user(
-    conn: &mut DbConn,
-    p: &Principal,
-    new: NewUser,
-    password_hash: String,
-) -> AppResult<UserView> {
+pub fn create_user(conn: &mut DbConn, p: &Principal, new: NewUser, password_hash: String) -> AppResult<UserView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
-        let jurisdiction_code = match new
-            .jurisdiction_code
-            .clone()
-            .or_else(|| p.jurisdiction_code.clone())
-        {
+        let jurisdiction_code = match new.jurisdiction_code.clone().or_else(|| p.jurisdiction_code.clone()) {
             Some(code) => {
                 visible_jurisdiction(conn, p, &code).map_err(|_| {
-                    AppError::invalid(
-                        "jurisdiction_code",
-                        "not_found",
-                        "no such jurisdiction in your scope",
-                    )
+                    AppError::invalid("jurisdiction_code", "not_found", "no such jurisdiction in your scope")
                 })?;
                 Some(code)
             }
             None => None,
         };
         if let Some(dept_id) = &new.department_id {
-            let dept = reference::department(conn, dept_id)?.ok_or_else(|| {
-                AppError::invalid("department_id", "not_found", "no such department")
-            })?;
+            let dept = reference::department(conn, dept_id)?
+                .ok_or_else(|| AppError::invalid("department_id", "not_found", "no such department"))?;
             let dept_path = visible_jurisdiction(conn, p, &dept.jurisdiction_code)
-                .map_err(|_| {
-                    AppError::invalid(
-                        "department_id",
-                        "not_found",
-                        "no such department in your scope",
-                    )
-                })?
+                .map_err(|_| AppError::invalid("department_id", "not_found", "no such department in your scope"))?
                 .path;
             let user_path = match &jurisdiction_code {
                 Some(code) => Some(visible_jurisdiction(conn, p, code)?.path),
@@ -229,10 +194,7 @@ fn create_unchecked(
     jurisdiction_code: Option<String>,
 ) -> AppResult<UserView> {
     if q::by_username(conn, &new.username)?.is_some() {
-        return Err(AppError::conflict(
-            "username_taken",
-            format!("the username {} is taken", new.username),
-        ));
+        return Err(AppError::conflict("username_taken", format!("the username {} is taken", new.username)));
     }
     let t = to_db(now());
     let user = User {
@@ -257,11 +219,7 @@ pub fn create_admin(conn: &mut DbConn, new: NewUser, password_hash: String) -> A
     write_tx(conn, |conn| {
         if let Some(code) = &new.jurisdiction_code {
             if reference::jurisdiction(conn, code)?.is_none() {
-                return Err(AppError::invalid(
-                    "jurisdiction_code",
-                    "not_found",
-                    format!("no jurisdiction {code}"),
-                ));
+                return Err(AppError::invalid("jurisdiction_code", "not_found", format!("no jurisdiction {code}")));
             }
         }
         let code = new.jurisdiction_code.clone();
@@ -270,32 +228,17 @@ pub fn create_admin(conn: &mut DbConn, new: NewUser, password_hash: String) -> A
 }
 
 /// Users in the caller's subtree (admins only).
-pub fn list_users(
-    conn: &mut DbConn,
-    p: &Principal,
-    page: PageRequest,
-) -> AppResult<Page<UserView>> {
+pub fn list_users(conn: &mut DbConn, p: &Principal, page: PageRequest) -> AppResult<Page<UserView>> {
     p.require_admin()?;
     let range = p.scope_path.as_ref().map(|s| (s.clone(), upper_bound(s)));
-    let rows = q::list(
-        conn,
-        range.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
-        page.after.as_deref(),
-        page.limit + 1,
-    )?;
-    Ok(paginate(
-        rows,
-        page.limit,
-        |u| u.username.clone(),
-        UserView::from,
-    ))
+    let rows =
+        q::list(conn, range.as_ref().map(|(a, b)| (a.as_str(), b.as_str())), page.after.as_deref(), page.limit + 1)?;
+    Ok(paginate(rows, page.limit, |u| u.username.clone(), UserView::from))
 }
 
 /// The caller's own user record.
 pub fn me(conn: &mut DbConn, p: &Principal) -> AppResult<UserView> {
-    q::by_id(conn, &p.id)?
-        .map(Into::into)
-        .ok_or_else(|| AppError::not_found("user"))
+    q::by_id(conn, &p.id)?.map(Into::into).ok_or_else(|| AppError::not_found("user"))
 }
 
 /// A user in the caller's subtree, or 404.

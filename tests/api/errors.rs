@@ -7,45 +7,19 @@ use crate::support::{Backend, World};
 fn bad_input_gets_problems(b: Backend) {
     let w = World::new(b);
     let t = Some(w.supervisor.as_str());
-    let r = w.app.raw(
-        "POST",
-        "/api/v1/cases",
-        t,
-        "application/json",
-        b"{\"kind\": ",
-    );
+    let r = w.app.raw("POST", "/api/v1/cases", t, "application/json", b"{\"kind\": ");
     r.expect_problem(400, "malformed_json");
     let r = w.app.raw("POST", "/api/v1/cases", t, "text/plain", b"{}");
     r.expect_problem(415, "unsupported_media_type");
-    let r = w.app.raw(
-        "POST",
-        "/api/v1/cases",
-        t,
-        "application/x-www-form-urlencoded",
-        b"kind=complaint",
-    );
+    let r = w.app.raw("POST", "/api/v1/cases", t, "application/x-www-form-urlencoded", b"kind=complaint");
     r.expect_problem(415, "unsupported_media_type");
     let big = format!("{{\"title\": \"{}\"}}", "长".repeat(30_000));
-    let r = w.app.raw(
-        "POST",
-        "/api/v1/cases",
-        t,
-        "application/json",
-        big.as_bytes(),
-    );
+    let r = w.app.raw("POST", "/api/v1/cases", t, "application/json", big.as_bytes());
     r.expect_problem(413, "payload_too_large");
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
-    let r = w.app.raw(
-        "POST",
-        "/api/v1/cases",
-        t,
-        "application/json",
-        deep.as_bytes(),
-    );
+    let r = w.app.raw("POST", "/api/v1/cases", t, "application/json", deep.as_bytes());
     r.expect_problem(400, "malformed_json");
-    let r = w
-        .app
-        .raw("POST", "/api/v1/cases", t, "application/json", b"\xff\xfe");
+    let r = w.app.raw("POST", "/api/v1/cases", t, "application/json", b"\xff\xfe");
     r.expect_problem(400, "malformed_json");
     let r = w.app.raw(
         "POST",
@@ -57,44 +31,22 @@ fn bad_input_gets_problems(b: Backend) {
     r.expect_problem(422, "validation_failed");
     assert!(r.bad_fields().contains(&"channel".to_owned()));
     // Unknown ids and malformed ids.
-    w.app
-        .get(
-            &format!("/api/v1/cases/{}", uuid::Uuid::new_v4()),
-            &w.supervisor,
-        )
-        .expect_problem(404, "not_found");
-    w.app
-        .get("/api/v1/cases/123", &w.supervisor)
-        .expect_problem(404, "not_found");
-    w.app
-        .get("/api/v1/departments/xyz", &w.supervisor)
-        .expect_problem(404, "not_found");
-    w.act(&w.supervisor, "not-a-uuid", "assign", json!({}))
-        .expect_problem(404, "not_found");
+    w.app.get(&format!("/api/v1/cases/{}", uuid::Uuid::new_v4()), &w.supervisor).expect_problem(404, "not_found");
+    w.app.get("/api/v1/cases/123", &w.supervisor).expect_problem(404, "not_found");
+    w.app.get("/api/v1/departments/xyz", &w.supervisor).expect_problem(404, "not_found");
+    w.act(&w.supervisor, "not-a-uuid", "assign", json!({})).expect_problem(404, "not_found");
     // Unknown routes and methods.
+    w.app.get("/api/v1/nothing-here", &w.supervisor).expect_problem(404, "not_found");
+    w.app.call("DELETE", "/api/v1/cases", Some(&w.supervisor), None, &[]).expect_problem(405, "method_not_allowed");
     w.app
-        .get("/api/v1/nothing-here", &w.supervisor)
-        .expect_problem(404, "not_found");
-    w.app
-        .call("DELETE", "/api/v1/cases", Some(&w.supervisor), None, &[])
-        .expect_problem(405, "method_not_allowed");
-    w.app
-        .call(
-            "PUT",
-            "/api/v1/categories/drinking_water",
-            Some(&w.admin),
-            None,
-            &[],
-        )
+        .call("PUT", "/api/v1/categories/drinking_water", Some(&w.admin), None, &[])
         .expect_problem(405, "method_not_allowed");
     // A query string that is not one.
     let r = w.app.get("/api/v1/cases?limit=%ZZ", &w.supervisor);
     assert!(r.status == 400 || r.status == 422, "{}", r.text);
     // Nothing internal in any of these bodies.
     for text in [&r.text] {
-        for leak in [
-            "diesel", "SELECT", "sqlite", "postgres", "/src/", "panicked",
-        ] {
+        for leak in ["diesel", "SELECT", "sqlite", "postgres", "/src/", "panicked"] {
             assert!(!text.contains(leak), "leaked {leak}: {text}");
         }
     }
@@ -107,18 +59,10 @@ fn health_and_request_ids(b: Backend) {
     let w = World::new(b);
     let r = w.app.call("GET", "/healthz", None, None, &[]);
     assert_eq!(r.expect(200)["status"], "ok");
-    let r = w
-        .app
-        .call("GET", "/readyz", None, None, &[("X-Request-Id", "abc-123")]);
+    let r = w.app.call("GET", "/readyz", None, None, &[("X-Request-Id", "abc-123")]);
     assert_eq!(r.expect(200)["status"], "ready");
     assert_eq!(r.header("x-request-id"), Some("abc-123"));
-    let r = w.app.call(
-        "GET",
-        "/api/v1/cases",
-        None,
-        None,
-        &[("X-Request-Id", "bad id with spaces")],
-    );
+    let r = w.app.call("GET", "/api/v1/cases", None, None, &[("X-Request-Id", "bad id with spaces")]);
     let generated = r.header("x-request-id").expect("generated id");
     assert!(uuid::Uuid::parse_str(generated).is_ok(), "{generated}");
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));

@@ -38,14 +38,10 @@ fn migrations_have_the_same_names_and_tables_on_both_backends() {
     let sqlite = migration_names("sqlite");
     let postgres = migration_names("postgres");
     assert!(!sqlite.is_empty());
-    assert_eq!(
-        sqlite, postgres,
-        "migrations/sqlite and migrations/postgres have drifted"
-    );
+    assert_eq!(sqlite, postgres, "migrations/sqlite and migrations/postgres have drifted");
     for name in &sqlite {
         let read = |b: &str| {
-            std::fs::read_to_string(root().join("migrations").join(b).join(name).join("up.sql"))
-                .expect("up.sql")
+            std::fs::read_to_string(root().join("migrations").join(b).join(name).join("up.sql")).expect("up.sql")
         };
         assert_eq!(
             created_tables(&read("sqlite")),
@@ -57,57 +53,28 @@ fn migrations_have_the_same_names_and_tables_on_both_backends() {
 
 #[test]
 fn docker_compose_runs_the_service_against_postgres() {
-    let text =
-        std::fs::read_to_string(root().join("docker-compose.yml")).expect("docker-compose.yml");
+    let text = std::fs::read_to_string(root().join("docker-compose.yml")).expect("docker-compose.yml");
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
     let services = doc["services"].as_mapping().expect("services");
     let (db_name, db) = services
         .iter()
-        .find(|(_, s)| {
-            s["image"]
-                .as_str()
-                .is_some_and(|i| i.starts_with("postgres"))
-        })
+        .find(|(_, s)| s["image"].as_str().is_some_and(|i| i.starts_with("postgres")))
         .expect("a postgres service");
     let db_name = db_name.as_str().expect("name");
     let app = &doc["services"]["minsheng"];
-    assert!(
-        app["build"].is_mapping() || app["build"].is_string(),
-        "the service builds from the Dockerfile"
-    );
+    assert!(app["build"].is_mapping() || app["build"].is_string(), "the service builds from the Dockerfile");
     assert!(root().join("Dockerfile").is_file());
     let env = &app["environment"];
-    let url = env["DATABASE_URL"]
-        .as_str()
-        .expect("DATABASE_URL in the service's environment");
+    let url = env["DATABASE_URL"].as_str().expect("DATABASE_URL in the service's environment");
     assert!(url.starts_with("postgres://"), "{url}");
-    let host = url
-        .split('@')
-        .nth(1)
-        .and_then(|h| h.split([':', '/']).next())
-        .expect("host");
-    assert_eq!(
-        host, db_name,
-        "DATABASE_URL must point at the database service"
-    );
-    let user = db["environment"]["POSTGRES_USER"]
-        .as_str()
-        .expect("POSTGRES_USER");
-    let database = db["environment"]["POSTGRES_DB"]
-        .as_str()
-        .expect("POSTGRES_DB");
-    assert!(
-        url.contains(&format!("//{user}:")) && url.ends_with(&format!("/{database}")),
-        "{url}"
-    );
-    assert!(env["MINSHENG_LISTEN"]
-        .as_str()
-        .is_some_and(|l| l.starts_with("0.0.0.0:")));
+    let host = url.split('@').nth(1).and_then(|h| h.split([':', '/']).next()).expect("host");
+    assert_eq!(host, db_name, "DATABASE_URL must point at the database service");
+    let user = db["environment"]["POSTGRES_USER"].as_str().expect("POSTGRES_USER");
+    let database = db["environment"]["POSTGRES_DB"].as_str().expect("POSTGRES_DB");
+    assert!(url.contains(&format!("//{user}:")) && url.ends_with(&format!("/{database}")), "{url}");
+    assert!(env["MINSHENG_LISTEN"].as_str().is_some_and(|l| l.starts_with("0.0.0.0:")));
     let depends = format!("{:?}", app["depends_on"]);
-    assert!(
-        depends.contains(db_name),
-        "the service waits for the database"
-    );
+    assert!(depends.contains(db_name), "the service waits for the database");
 }
 
 /// `(METHOD, path)` pairs registered in `src/routes/mod.rs`.
@@ -137,10 +104,7 @@ fn registered_routes() -> BTreeSet<(String, String)> {
             ("web::delete()", "DELETE"),
         ] {
             for _ in line.matches(needle) {
-                routes.insert((
-                    method.to_owned(),
-                    current.clone().expect("route before resource"),
-                ));
+                routes.insert((method.to_owned(), current.clone().expect("route before resource")));
             }
         }
     }
@@ -149,12 +113,9 @@ fn registered_routes() -> BTreeSet<(String, String)> {
 
 #[test]
 fn openapi_describes_exactly_the_registered_routes() {
-    let text =
-        std::fs::read_to_string(root().join("openapi/openapi.yaml")).expect("openapi/openapi.yaml");
+    let text = std::fs::read_to_string(root().join("openapi/openapi.yaml")).expect("openapi/openapi.yaml");
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
-    assert!(doc["openapi"]
-        .as_str()
-        .is_some_and(|v| v.starts_with("3.1")));
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")));
     let mut spec = BTreeSet::new();
     for (path, item) in doc["paths"].as_mapping().expect("paths") {
         for (method, _) in item.as_mapping().expect("path item") {
@@ -168,14 +129,8 @@ fn openapi_describes_exactly_the_registered_routes() {
     assert!(routes.len() > 20);
     let undocumented: Vec<_> = routes.difference(&spec).collect();
     let phantom: Vec<_> = spec.difference(&routes).collect();
-    assert!(
-        undocumented.is_empty(),
-        "routes missing from openapi.yaml: {undocumented:?}"
-    );
-    assert!(
-        phantom.is_empty(),
-        "openapi.yaml describes routes the service lacks: {phantom:?}"
-    );
+    assert!(undocumented.is_empty(), "routes missing from openapi.yaml: {undocumented:?}");
+    assert!(phantom.is_empty(), "openapi.yaml describes routes the service lacks: {phantom:?}");
 }
 
 #[test]
@@ -183,13 +138,7 @@ fn create_admin_refuses_weak_passwords() {
     let dir = tempfile::tempdir().expect("dir");
     let run = |password: &str| {
         Command::new(env!("CARGO_BIN_EXE_minsheng"))
-            .args([
-                "create-admin",
-                "--username",
-                "chief",
-                "--password",
-                password,
-            ])
+            .args(["create-admin", "--username", "chief", "--password", password])
             .current_dir(dir.path())
             .env_remove("DATABASE_URL")
             .env("MINSHENG_ARGON2_MEMORY_KIB", "64")
@@ -202,32 +151,21 @@ fn create_admin_refuses_weak_passwords() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("weak password"));
     }
     let out = run("Strong-Enough-2026");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // With no configuration the database is ./minsheng.db, created and migrated.
     assert!(dir.path().join("minsheng.db").is_file());
     let again = run("Strong-Enough-2026");
     assert!(!again.status.success(), "duplicate username accepted");
-    let migrate = Command::new(env!("CARGO_BIN_EXE_minsheng"))
-        .arg("migrate")
-        .current_dir(dir.path())
-        .output()
-        .expect("run");
+    let migrate =
+        Command::new(env!("CARGO_BIN_EXE_minsheng")).arg("migrate").current_dir(dir.path()).output().expect("run");
     assert!(migrate.status.success());
 }
 
 /// The fenced `sh` blocks between the walkthrough markers of the README.
 fn walkthrough_script() -> String {
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
-    let start = readme
-        .find("<!-- walkthrough:start -->")
-        .expect("walkthrough start marker");
-    let end = readme
-        .find("<!-- walkthrough:end -->")
-        .expect("walkthrough end marker");
+    let start = readme.find("<!-- walkthrough:start -->").expect("walkthrough start marker");
+    let end = readme.find("<!-- walkthrough:end -->").expect("walkthrough end marker");
     let mut script = String::new();
     let mut in_block = false;
     for line in readme[start..end].lines() {
@@ -244,11 +182,7 @@ fn walkthrough_script() -> String {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 fn readme_walkthrough_works_as_written(b: Backend) {
@@ -267,12 +201,7 @@ fn readme_walkthrough_works_as_written(b: Backend) {
         envs.push(("DATABASE_URL", database_url.clone()));
     }
     let mut server = Command::new(bin);
-    server
-        .arg("serve")
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    server.arg("serve").current_dir(dir.path()).env_remove("DATABASE_URL").stdout(Stdio::null()).stderr(Stdio::null());
     for (k, v) in &envs {
         server.env(k, v);
     }
@@ -302,10 +231,7 @@ fn readme_walkthrough_works_as_written(b: Backend) {
         "walkthrough failed\nstdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stdout.contains("\"closed\""),
-        "the walkthrough ends with a closed case:\n{stdout}"
-    );
+    assert!(stdout.contains("\"closed\""), "the walkthrough ends with a closed case:\n{stdout}");
     if let Some(schema) = _schema {
         use diesel::connection::SimpleConnection;
         use diesel::Connection;

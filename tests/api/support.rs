@@ -35,8 +35,7 @@ macro_rules! both {
 
 /// The PostgreSQL server tests create their schemas in.
 pub fn pg_base_url() -> String {
-    std::env::var("MINSHENG_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    std::env::var("MINSHENG_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 /// A response, read whole.
@@ -57,33 +56,16 @@ impl Resp {
     /// Asserts the status, showing the body when it differs.
     #[track_caller]
     pub fn expect(&self, status: u16) -> &Value {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.text
-        );
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
         &self.body
     }
 
     /// Asserts a problem+json answer with this status and code.
     #[track_caller]
     pub fn expect_problem(&self, status: u16, code: &str) -> &Value {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.text
-        );
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "not problem+json: {}",
-            self.text
-        );
-        assert_eq!(
-            self.body["code"], code,
-            "unexpected problem code; body: {}",
-            self.text
-        );
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "not problem+json: {}", self.text);
+        assert_eq!(self.body["code"], code, "unexpected problem code; body: {}", self.text);
         assert_eq!(self.body["status"], status);
         &self.body
     }
@@ -92,11 +74,7 @@ impl Resp {
     pub fn bad_fields(&self) -> Vec<String> {
         let mut fields: Vec<String> = self.body["errors"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
         fields.sort();
         fields
@@ -140,16 +118,11 @@ pub fn fresh_database(backend: Backend, dir: &std::path::Path) -> (String, Optio
             use diesel::Connection;
             let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
             let base = pg_base_url();
-            let mut conn = diesel::PgConnection::establish(&base).unwrap_or_else(|e| {
-                panic!("PostgreSQL is needed for the postgres tests at {base}: {e}")
-            });
-            conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
-                .expect("create schema");
+            let mut conn = diesel::PgConnection::establish(&base)
+                .unwrap_or_else(|e| panic!("PostgreSQL is needed for the postgres tests at {base}: {e}"));
+            conn.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("create schema");
             let sep = if base.contains('?') { '&' } else { '?' };
-            (
-                format!("{base}{sep}options=-csearch_path%3D{schema}"),
-                Some(schema),
-            )
+            (format!("{base}{sep}options=-csearch_path%3D{schema}"), Some(schema))
         }
     }
 }
@@ -170,9 +143,7 @@ impl TestApp {
         thread::spawn(move || {
             let system = actix_web::rt::System::new();
             system.block_on(async move {
-                let state = actix_web::web::Data::new(
-                    minsheng::init_state(config.clone()).expect("init state"),
-                );
+                let state = actix_web::web::Data::new(minsheng::init_state(config.clone()).expect("init state"));
                 let server = actix_web::HttpServer::new(move || minsheng::app(state.clone()))
                     .workers(config.workers.unwrap_or(2))
                     .shutdown_timeout(1)
@@ -185,12 +156,8 @@ impl TestApp {
                 server.await.expect("server");
             });
         });
-        let (port, handle) = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server did not start");
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(60))
-            .build();
+        let (port, handle) = rx.recv_timeout(Duration::from_secs(60)).expect("server did not start");
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
         TestApp {
             backend,
             base: format!("http://127.0.0.1:{port}"),
@@ -211,9 +178,7 @@ impl TestApp {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Resp {
-        let mut req = self
-            .agent
-            .request(method, &format!("{}{}", self.base, path));
+        let mut req = self.agent.request(method, &format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.set("Authorization", &format!("Bearer {t}"));
         }
@@ -228,18 +193,8 @@ impl TestApp {
     }
 
     /// Sends a raw body with a content type.
-    pub fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        content_type: &str,
-        body: &[u8],
-    ) -> Resp {
-        let mut req = self
-            .agent
-            .request(method, &format!("{}{}", self.base, path))
-            .set("Content-Type", content_type);
+    pub fn raw(&self, method: &str, path: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> Resp {
+        let mut req = self.agent.request(method, &format!("{}{}", self.base, path)).set("Content-Type", content_type);
         if let Some(t) = token {
             req = req.set("Authorization", &format!("Bearer {t}"));
         }
@@ -256,19 +211,11 @@ impl TestApp {
         let headers = resp
             .headers_names()
             .into_iter()
-            .filter_map(|n| {
-                resp.header(&n)
-                    .map(|v| (n.to_ascii_lowercase(), v.to_owned()))
-            })
+            .filter_map(|n| resp.header(&n).map(|v| (n.to_ascii_lowercase(), v.to_owned())))
             .collect();
         let text = resp.into_string().unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Resp { status, headers, body, text }
     }
 
     pub fn get(&self, path: &str, token: &str) -> Resp {
@@ -310,10 +257,7 @@ impl TestApp {
             Some(&json!({"username": username, "password": password})),
             &[],
         );
-        r.expect(200)["access_token"]
-            .as_str()
-            .expect("token")
-            .to_owned()
+        r.expect(200)["access_token"].as_str().expect("token").to_owned()
     }
 }
 
@@ -375,20 +319,11 @@ impl World {
             ("530602", "昭阳区", Some("530600")),
             ("530621", "鲁甸县", Some("530600")),
         ] {
-            app.post(
-                "/api/v1/jurisdictions",
-                &admin,
-                json!({"code": code, "name": name, "parent_code": parent}),
-            )
-            .expect(201);
+            app.post("/api/v1/jurisdictions", &admin, json!({"code": code, "name": name, "parent_code": parent}))
+                .expect(201);
         }
         let dept = |name: &str, j: &str| -> String {
-            app.post(
-                "/api/v1/departments",
-                &admin,
-                json!({"name": name, "jurisdiction_code": j}),
-            )
-            .expect(201)["id"]
+            app.post("/api/v1/departments", &admin, json!({"name": name, "jurisdiction_code": j})).expect(201)["id"]
                 .as_str()
                 .expect("id")
                 .to_owned()
@@ -402,12 +337,8 @@ impl World {
             json!({"code": "drinking_water", "name": "饮水安全", "deadline_days": 15}),
         )
         .expect(201);
-        app.post(
-            "/api/v1/categories",
-            &admin,
-            json!({"code": "transport", "name": "交通出行", "deadline_days": 30}),
-        )
-        .expect(201);
+        app.post("/api/v1/categories", &admin, json!({"code": "transport", "name": "交通出行", "deadline_days": 30}))
+            .expect(201);
         let mut ids = HashMap::new();
         let mut user = |username: &str, role: &str, j: &str, d: Option<&str>| -> String {
             let r = app.post(
@@ -415,10 +346,7 @@ impl World {
                 &admin,
                 json!({"username": username, "password": PASSWORD, "role": role, "jurisdiction_code": j, "department_id": d}),
             );
-            ids.insert(
-                username.to_owned(),
-                r.expect(201)["id"].as_str().expect("id").to_owned(),
-            );
+            ids.insert(username.to_owned(), r.expect(201)["id"].as_str().expect("id").to_owned());
             app.login(username, PASSWORD)
         };
         let supervisor = user("sup", "supervisor", "530602", None);
@@ -461,9 +389,7 @@ impl World {
 
     /// Logs a complaint as the supervisor; returns its id.
     pub fn new_case(&self, title: &str) -> String {
-        self.app
-            .post("/api/v1/cases", &self.supervisor, self.complaint(title))
-            .expect(201)["id"]
+        self.app.post("/api/v1/cases", &self.supervisor, self.complaint(title)).expect(201)["id"]
             .as_str()
             .expect("id")
             .to_owned()
@@ -471,11 +397,7 @@ impl World {
 
     /// Takes an action and returns the response.
     pub fn act(&self, token: &str, case: &str, action: &str, body: Value) -> Resp {
-        self.app.post(
-            &format!("/api/v1/cases/{case}/actions/{action}"),
-            token,
-            body,
-        )
+        self.app.post(&format!("/api/v1/cases/{case}/actions/{action}"), token, body)
     }
 
     /// Takes an action that must succeed; returns the case.
@@ -487,18 +409,8 @@ impl World {
     /// Moves a new case to `resolved` (assigned to water, resolved by water1).
     pub fn resolved_case(&self, title: &str) -> String {
         let id = self.new_case(title);
-        self.ok(
-            &self.supervisor,
-            &id,
-            "assign",
-            json!({"department_id": self.water}),
-        );
-        self.ok(
-            &self.water_worker,
-            &id,
-            "resolve",
-            json!({"resolution": "已修复管道，恢复供水"}),
-        );
+        self.ok(&self.supervisor, &id, "assign", json!({"department_id": self.water}));
+        self.ok(&self.water_worker, &id, "resolve", json!({"resolution": "已修复管道，恢复供水"}));
         id
     }
 }
