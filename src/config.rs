@@ -45,6 +45,9 @@ pub struct Config {
     /// `MINSHENG_TRUST_FORWARDED_FOR`: take the client address from `X-Forwarded-For`/`Forwarded`
     /// (only behind a proxy that sets them; default false).
     pub trust_forwarded_for: bool,
+    /// `MINSHENG_API_KEY_CACHE_SECS`: how long a process remembers a verified API key (default 5;
+    /// 0 turns the cache off). A revoked key keeps working in other processes for up to this long.
+    pub api_key_cache_ttl: Duration,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             login_max_failures_per_address: 50,
             login_lockout: Duration::from_secs(900),
             trust_forwarded_for: false,
+            api_key_cache_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -149,6 +153,11 @@ impl Config {
                 d.login_lockout.as_secs(),
             )?),
             trust_forwarded_for: matches!(var("MINSHENG_TRUST_FORWARDED_FOR").as_deref(), Some("1" | "true" | "yes")),
+            api_key_cache_ttl: Duration::from_secs(num(
+                "MINSHENG_API_KEY_CACHE_SECS",
+                var("MINSHENG_API_KEY_CACHE_SECS"),
+                d.api_key_cache_ttl.as_secs(),
+            )?),
         })
     }
 }

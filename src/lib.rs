@@ -24,11 +24,15 @@ use actix_web::{web, App, HttpServer};
 use base64::Engine;
 use rand::RngCore;
 
+use auth::api_key::ApiKeyCache;
 use auth::password::Hasher;
 use auth::sessions::SessionCache;
 use auth::token::TokenKeys;
 use config::Config;
 use state::AppState;
+
+/// How many verified API keys a process remembers at most.
+const API_KEY_CACHE_CAPACITY: usize = 4096;
 
 /// Opens the pool, applies migrations and loads the signing key: everything `serve` needs.
 pub fn init_state(config: Config) -> Result<AppState, String> {
@@ -63,6 +67,7 @@ pub fn init_state(config: Config) -> Result<AppState, String> {
         tokens: TokenKeys::new(secret.as_bytes(), &previous, ttl),
         hasher: Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
         sessions: SessionCache::new(config.session_check_ttl),
+        api_keys: ApiKeyCache::new(config.api_key_cache_ttl, API_KEY_CACHE_CAPACITY),
         config: Arc::new(config),
     })
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 
+use crate::auth::api_key::ApiKeyCache;
 use crate::auth::password::Hasher;
 use crate::auth::sessions::SessionCache;
 use crate::auth::token::TokenKeys;
@@ -11,7 +12,8 @@ use crate::config::Config;
 use crate::db::{Backend, DbConn, DbPool};
 use crate::error::{AppError, AppResult};
 
-/// Shared state: the pool, the signing keys, the password hasher, the configuration.
+/// Shared state: the pool, the signing keys, the password hasher, the API key cache, the
+/// configuration.
 pub struct AppState {
     /// The database pool.
     pub pool: DbPool,
@@ -23,6 +25,8 @@ pub struct AppState {
     pub hasher: Hasher,
     /// What this process remembers of session liveness.
     pub sessions: SessionCache,
+    /// Recently verified API keys.
+    pub api_keys: ApiKeyCache,
     /// Settings.
     pub config: Arc<Config>,
 }

@@ -1,11 +1,14 @@
-//! `Principal` as an actix extractor: every handler that takes one requires a valid bearer token
-//! whose session is still live.
+//! `Principal` as an actix extractor: every handler that takes one requires a valid bearer token,
+//! either an access token from sign-in whose session is still live, or an API key (`msk_…`,
+//! looked up in the database unless this process verified it a moment ago).
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
+use super::api_key;
 use crate::domain::access::Principal;
 use crate::error::AppError;
+use crate::service::api_clients;
 use crate::state::AppState;
 
 impl FromRequest for Principal {
@@ -17,7 +20,11 @@ impl FromRequest for Principal {
         let token = bearer(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::Internal("application state missing".to_owned()))?;
-            let principal = state.tokens.verify(&token?)?;
+            let token = token?;
+            if api_key::is_api_key(&token) {
+                return authenticate_key(&state, token).await;
+            }
+            let principal = state.tokens.verify(&token)?;
             let sid = principal.session_id.clone().ok_or_else(session_ended)?;
             let live = match state.sessions.get(&sid) {
                 Some(live) => live,
@@ -65,4 +72,20 @@ pub fn client_address(req: &HttpRequest, trust_forwarded: bool) -> String {
     let addr = if trust_forwarded { info.realip_remote_addr() } else { info.peer_addr() };
     addr.map(|a| a.rsplit_once(':').map_or(a, |(host, _)| host).trim_matches(['[', ']']).to_owned())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The API client a key belongs to. The key itself goes no further than this function: only
+/// its prefix and hash reach the database, the cache and the logs never see it.
+async fn authenticate_key(state: &AppState, key: String) -> Result<Principal, AppError> {
+    let prefix = api_key::lookup_prefix(&key).map(str::to_owned).ok_or_else(api_key::invalid_key)?;
+    let key_hash = api_key::hash(&key);
+    drop(key);
+    if let Some(principal) = state.api_keys.get(&key_hash) {
+        return Ok(principal);
+    }
+    let presented = key_hash.clone();
+    let found = state.db(move |conn| api_clients::authenticate(conn, &prefix, &presented)).await?;
+    tracing::debug!(client_id = %found.principal.id, "API client {} authenticated", found.principal.id);
+    state.api_keys.put(key_hash, found.principal.clone(), found.valid_for);
+    Ok(found.principal)
 }

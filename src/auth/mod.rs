@@ -1,5 +1,6 @@
-//! Authentication: password hashing, access tokens, and the request's identity extractor.
+//! Authentication: password hashing, access tokens, API keys, and the request's identity extractor.
 
+pub mod api_key;
 pub mod extract;
 pub mod password;
 pub mod sessions;

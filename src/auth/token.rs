@@ -115,7 +115,8 @@ impl TokenKeys {
             _ => invalid("the access token is invalid"),
         })?;
         let c = data.claims;
-        let role = Role::parse(&c.role).ok_or_else(|| invalid("the access token names an unknown role"))?;
+        // Only users sign in; `integration` is an API client's role and never in a token.
+        let role = Role::parse_user(&c.role).ok_or_else(|| invalid("the access token names an unknown role"))?;
         Ok(Principal {
             id: c.sub,
             name: c.name,
@@ -125,6 +126,7 @@ impl TokenKeys {
             scope_path: c.scp,
             department_id: c.dep,
             session_id: Some(c.sid),
+            scopes: Vec::new(),
         })
     }
 }

@@ -4,6 +4,7 @@
 //! `DATABASE_URL` at run time. Query code is written once against `DbConn`; where the SQL must differ
 //! it says so with an explicit `match conn { DbConn::Sqlite(c) => …, DbConn::Pg(c) => … }`.
 
+pub mod api_clients;
 pub mod audit;
 pub mod cases;
 pub mod keys;

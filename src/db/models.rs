@@ -192,3 +192,45 @@ pub struct UserChangeset {
     pub password_hash: Option<String>,
     pub updated_at: Option<NaiveDateTime>,
 }
+/// An API client row: an integrating system and its key (as a prefix and a hash, never in clear).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_clients)]
+pub struct ApiClient {
+    pub id: String,
+    pub name: String,
+    pub jurisdiction_code: Option<String>,
+    /// Space-separated scope names, sorted.
+    pub scopes: String,
+    pub key_prefix: String,
+    pub key_hash: String,
+    pub previous_key_prefix: Option<String>,
+    pub previous_key_hash: Option<String>,
+    pub previous_valid_until: Option<NaiveDateTime>,
+    pub active: bool,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// API client fields a PATCH may change.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = api_clients)]
+pub struct ApiClientChanges {
+    pub name: Option<String>,
+    pub scopes: Option<String>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// The key columns a rotation rewrites (`None` meaning NULL: no previous key any more).
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = api_clients, treat_none_as_null = true)]
+pub struct ApiClientKeyChanges {
+    pub key_prefix: String,
+    pub key_hash: String,
+    pub previous_key_prefix: Option<String>,
+    pub previous_key_hash: Option<String>,
+    pub previous_valid_until: Option<NaiveDateTime>,
+    pub updated_at: NaiveDateTime,
+}

@@ -134,9 +134,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_clients (id) {
+        id -> Text,
+        name -> Text,
+        jurisdiction_code -> Nullable<Text>,
+        scopes -> Text,
+        key_prefix -> Text,
+        key_hash -> Text,
+        previous_key_prefix -> Nullable<Text>,
+        previous_key_hash -> Nullable<Text>,
+        previous_valid_until -> Nullable<Timestamp>,
+        active -> Bool,
+        revoked_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(departments -> jurisdictions (jurisdiction_code));
 diesel::joinable!(programmes -> jurisdictions (jurisdiction_code));
 diesel::joinable!(users -> jurisdictions (jurisdiction_code));
+diesel::joinable!(api_clients -> jurisdictions (jurisdiction_code));
 
 diesel::allow_tables_to_appear_in_same_query!(
     jurisdictions,
@@ -146,6 +167,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     cases,
     case_events,
+    api_clients,
 );
 
 diesel::table! {

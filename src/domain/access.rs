@@ -1,6 +1,6 @@
 //! Who is asking, and what their role and place in the jurisdiction tree let them see.
 
-use super::types::Role;
+use super::types::{Role, Scope};
 use crate::error::{AppError, AppResult};
 
 /// Whether the caller is a person or an integrating system.
@@ -31,6 +31,8 @@ pub struct Principal {
     pub department_id: Option<String>,
     /// The sign-in session the access token belongs to (users only).
     pub session_id: Option<String>,
+    /// What an API client's key allows (role `integration`); empty for users.
+    pub scopes: Vec<Scope>,
 }
 
 impl Principal {
@@ -40,7 +42,8 @@ impl Principal {
     }
 
     /// Whether the caller may read a case in `path`, created by `created_by`, held by `department_id`.
-    /// Caseworkers see what they created and what their department holds; the others see their subtree.
+    /// Caseworkers see what they created and what their department holds; integration clients
+    /// see what they created, and only with `cases:read_own`; the others see their subtree.
     pub fn can_read_case(&self, path: &str, created_by: &str, department_id: Option<&str>) -> bool {
         if !self.in_scope(path) {
             return false;
@@ -49,7 +52,22 @@ impl Principal {
             Role::Caseworker => {
                 created_by == self.id || (department_id.is_some() && department_id == self.department_id.as_deref())
             }
+            Role::Integration => created_by == self.id && self.has_scope(Scope::CasesReadOwn),
             Role::Admin | Role::Supervisor | Role::Viewer => true,
+        }
+    }
+
+    /// Whether the caller's API key carries `scope` (always false for users, who have none).
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    /// Refuses an API client whose key lacks `scope` (403 `scope_missing`).
+    pub fn require_scope(&self, scope: Scope) -> AppResult<()> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden { code: "scope_missing", detail: format!("this API key lacks the scope {scope}") })
         }
     }
 
@@ -62,12 +80,16 @@ impl Principal {
         }
     }
 
-    /// Refuses viewers (who only read).
-    pub fn require_writer(&self) -> AppResult<()> {
-        if self.role == Role::Viewer {
-            Err(AppError::Forbidden { code: "role_not_permitted", detail: "viewers have read-only access".to_owned() })
-        } else {
-            Ok(())
+    /// Refuses those who may not log cases: viewers (who only read), and API clients without
+    /// `cases:create`.
+    pub fn require_case_intake(&self) -> AppResult<()> {
+        match self.role {
+            Role::Viewer => Err(AppError::Forbidden {
+                code: "role_not_permitted",
+                detail: "viewers have read-only access".to_owned(),
+            }),
+            Role::Integration => self.require_scope(Scope::CasesCreate),
+            Role::Admin | Role::Supervisor | Role::Caseworker => Ok(()),
         }
     }
 }

@@ -117,6 +117,43 @@ impl<'a> Input<'a> {
         self.required(name, v)
     }
 
+    /// An optional non-empty array of values from a closed vocabulary (duplicates kept; the
+    /// caller normalises). Every unknown value is named in one error on the field.
+    pub fn opt_choices<T>(&mut self, name: &str, parse: fn(&str) -> Option<T>, names: &[&str]) -> Option<Vec<T>> {
+        let value = self.raw(name)?;
+        let Some(items) = value.as_array() else {
+            self.error(name, "invalid_type", "must be an array of strings");
+            return None;
+        };
+        if items.is_empty() {
+            self.error(name, "required", "must list at least one value");
+            return None;
+        }
+        let mut parsed = Vec::with_capacity(items.len());
+        let mut unknown = Vec::new();
+        for item in items {
+            match item.as_str().and_then(parse) {
+                Some(v) => parsed.push(v),
+                None => unknown.push(item.to_string()),
+            }
+        }
+        if !unknown.is_empty() {
+            self.error(
+                name,
+                "invalid_value",
+                format!("unknown value(s) {}; each must be one of: {}", unknown.join(", "), names.join(", ")),
+            );
+            return None;
+        }
+        Some(parsed)
+    }
+
+    /// A required non-empty array of values from a closed vocabulary.
+    pub fn choices<T>(&mut self, name: &str, parse: fn(&str) -> Option<T>, names: &[&str]) -> Option<Vec<T>> {
+        let v = self.opt_choices(name, parse, names);
+        self.required(name, v)
+    }
+
     /// An optional UUID, returned in its canonical lower-case form.
     pub fn opt_uuid(&mut self, name: &str) -> Option<String> {
         let value = self.raw(name)?;

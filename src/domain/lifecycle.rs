@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::access::Principal;
 use super::input::{need, Input};
-use super::types::{Outcome, Role, Satisfaction, Status};
+use super::types::{Outcome, Role, Satisfaction, Scope, Status};
 use crate::error::{AppError, AppResult};
 
 pub use super::types::Action;
@@ -25,7 +25,8 @@ pub enum Who {
     Supervisor,
     /// Caseworkers of the department the case is assigned to (and admins).
     AssignedDepartment,
-    /// Anyone who can read the case, except read-only viewers.
+    /// Anyone who can read the case, except read-only viewers (and API clients without the
+    /// rule's `client_scope`).
     Reader,
 }
 
@@ -40,6 +41,8 @@ pub struct Rule {
     pub to: Option<Status>,
     /// Who may take it.
     pub who: Who,
+    /// The scope an API client (role `integration`) needs to take it; `None`: clients never may.
+    pub client_scope: Option<Scope>,
 }
 
 use Status::{Assigned, Closed, Received, Resolved, Verified};
@@ -47,18 +50,36 @@ const ANY: &[Status] = &[Received, Assigned, Resolved, Verified, Closed];
 
 /// The lifecycle, one row per action (the brief's table).
 pub const RULES: &[Rule] = &[
-    Rule { action: Action::Assign, from: &[Received], to: Some(Assigned), who: Who::Supervisor },
-    Rule { action: Action::Reassign, from: &[Assigned], to: Some(Assigned), who: Who::Supervisor },
-    Rule { action: Action::Acknowledge, from: &[Assigned], to: None, who: Who::AssignedDepartment },
-    Rule { action: Action::Return, from: &[Assigned], to: Some(Received), who: Who::AssignedDepartment },
-    Rule { action: Action::Resolve, from: &[Assigned], to: Some(Resolved), who: Who::AssignedDepartment },
-    Rule { action: Action::Verify, from: &[Resolved], to: Some(Verified), who: Who::Supervisor },
-    Rule { action: Action::Reject, from: &[Resolved], to: Some(Assigned), who: Who::Supervisor },
-    Rule { action: Action::Close, from: &[Verified], to: Some(Closed), who: Who::Supervisor },
-    Rule { action: Action::Dismiss, from: &[Received, Assigned], to: Some(Closed), who: Who::Supervisor },
-    Rule { action: Action::Reopen, from: &[Closed], to: Some(Assigned), who: Who::Supervisor },
-    Rule { action: Action::Extend, from: &[Received, Assigned], to: None, who: Who::Supervisor },
-    Rule { action: Action::Comment, from: ANY, to: None, who: Who::Reader },
+    Rule { action: Action::Assign, from: &[Received], to: Some(Assigned), who: Who::Supervisor, client_scope: None },
+    Rule { action: Action::Reassign, from: &[Assigned], to: Some(Assigned), who: Who::Supervisor, client_scope: None },
+    Rule { action: Action::Acknowledge, from: &[Assigned], to: None, who: Who::AssignedDepartment, client_scope: None },
+    Rule {
+        action: Action::Return,
+        from: &[Assigned],
+        to: Some(Received),
+        who: Who::AssignedDepartment,
+        client_scope: None,
+    },
+    Rule {
+        action: Action::Resolve,
+        from: &[Assigned],
+        to: Some(Resolved),
+        who: Who::AssignedDepartment,
+        client_scope: None,
+    },
+    Rule { action: Action::Verify, from: &[Resolved], to: Some(Verified), who: Who::Supervisor, client_scope: None },
+    Rule { action: Action::Reject, from: &[Resolved], to: Some(Assigned), who: Who::Supervisor, client_scope: None },
+    Rule { action: Action::Close, from: &[Verified], to: Some(Closed), who: Who::Supervisor, client_scope: None },
+    Rule {
+        action: Action::Dismiss,
+        from: &[Received, Assigned],
+        to: Some(Closed),
+        who: Who::Supervisor,
+        client_scope: None,
+    },
+    Rule { action: Action::Reopen, from: &[Closed], to: Some(Assigned), who: Who::Supervisor, client_scope: None },
+    Rule { action: Action::Extend, from: &[Received, Assigned], to: None, who: Who::Supervisor, client_scope: None },
+    Rule { action: Action::Comment, from: ANY, to: None, who: Who::Reader, client_scope: Some(Scope::CasesComment) },
 ];
 
 /// The rule for an action; `None` for `create`, which is not an action on an existing case.
@@ -253,21 +274,26 @@ pub struct EventDraft {
     pub data: Value,
 }
 
-/// Refuses roles that may never take `action` (403), before anything about the case is looked at.
+/// Refuses roles that may never take `action` (403 `role_not_permitted`), and API clients whose key
+/// lacks the action's scope (403 `scope_missing`), before anything about the case is looked at.
 pub fn check_role(action: Action, actor: &Principal) -> AppResult<()> {
     let rule = rule(action).ok_or_else(|| AppError::not_found("action"))?;
-    let role_ok = match rule.who {
-        Who::Supervisor => actor.role.supervises(),
-        Who::AssignedDepartment => matches!(actor.role, Role::Admin | Role::Caseworker),
-        Who::Reader => actor.role != Role::Viewer,
+    let role_ok = match (actor.role, rule.who) {
+        // API clients take only the actions the table grants a scope for.
+        (Role::Integration, _) => rule.client_scope.is_some(),
+        (role, Who::Supervisor) => role.supervises(),
+        (role, Who::AssignedDepartment) => matches!(role, Role::Admin | Role::Caseworker),
+        (role, Who::Reader) => role != Role::Viewer,
     };
-    if role_ok {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden {
+    if !role_ok {
+        return Err(AppError::Forbidden {
             code: "role_not_permitted",
             detail: format!("the {} role may not {action} a case", actor.role),
-        })
+        });
+    }
+    match rule.client_scope {
+        Some(scope) if actor.role == Role::Integration => actor.require_scope(scope),
+        _ => Ok(()),
     }
 }
 
@@ -433,6 +459,7 @@ mod tests {
             scope_path: None,
             department_id: department.map(str::to_owned),
             session_id: None,
+            scopes: Vec::new(),
         }
     }
 

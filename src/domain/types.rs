@@ -103,14 +103,63 @@ wire_enum!(
 );
 
 wire_enum!(
-    /// A user's role.
-    Role { Admin = "admin", Supervisor = "supervisor", Caseworker = "caseworker", Viewer = "viewer" }
+    /// The caller's role: a user's, or `integration` for an API client.
+    Role {
+        Admin = "admin",
+        Supervisor = "supervisor",
+        Caseworker = "caseworker",
+        Viewer = "viewer",
+        /// An integrating system calling with an API key; never a user's role.
+        Integration = "integration",
+    }
 );
 
 impl Role {
+    /// The roles a user may have: every role but `integration`, which only API clients have.
+    pub const USER_ROLE_NAMES: &'static [&'static str] = &["admin", "supervisor", "caseworker", "viewer"];
+
+    /// Parses a user's role; `integration` (or anything else) is `None`.
+    pub fn parse_user(s: &str) -> Option<Role> {
+        Role::USER_ROLE_NAMES.contains(&s).then(|| Role::parse(s)).flatten()
+    }
+
     /// Admins and supervisors dispatch and verify.
     pub fn supervises(self) -> bool {
         matches!(self, Role::Admin | Role::Supervisor)
+    }
+}
+
+wire_enum!(
+    /// What an API client's key allows. Users have no scopes: their role decides.
+    /// Declared in wire-name order, which is the order they are stored and shown in.
+    Scope {
+        /// Comment on the cases the client created (needs `cases:read_own` to reach them).
+        CasesComment = "cases:comment",
+        /// Log new cases.
+        CasesCreate = "cases:create",
+        /// Read the cases the client created, and their events.
+        CasesReadOwn = "cases:read_own",
+        /// Manage the client's webhook subscriptions.
+        WebhooksManage = "webhooks:manage",
+    }
+);
+
+impl Scope {
+    /// Sorts and de-duplicates a set of scopes.
+    pub fn normalise(mut scopes: Vec<Scope>) -> Vec<Scope> {
+        scopes.sort_by_key(|s| s.as_str());
+        scopes.dedup();
+        scopes
+    }
+
+    /// The stored form: wire names, sorted, separated by single spaces.
+    pub fn join(scopes: &[Scope]) -> String {
+        Scope::normalise(scopes.to_vec()).iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Reads the stored form; `None` if it names an unknown scope.
+    pub fn split(stored: &str) -> Option<Vec<Scope>> {
+        stored.split_whitespace().map(Scope::parse).collect()
     }
 }
 

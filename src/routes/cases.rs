@@ -25,7 +25,7 @@ pub async fn create(
     p: Principal,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, AppError> {
-    p.require_writer()?;
+    p.require_case_intake()?;
     let new = svc::NewCase::parse(&body)?;
     let case = state.db(move |conn| svc::create(conn, &p, new)).await?;
     let mut res = HttpResponse::Created();

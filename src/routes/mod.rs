@@ -1,6 +1,7 @@
 //! The route table (all paths in one place) and the thin handlers behind it. Handlers extract,
 //! call one unit of work in `crate::service` through `AppState::db`, and shape the response.
 
+mod api_clients;
 mod audit;
 mod body;
 mod cases;
@@ -46,6 +47,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/users").route(web::get().to(users::list)).route(web::post().to(users::create)))
                 .service(resource("/users/{id}").route(web::get().to(users::get)).route(web::patch().to(users::update)))
                 .service(resource("/users/{id}/password").route(web::post().to(users::reset_password)))
+                .service(
+                    resource("/api-clients")
+                        .route(web::get().to(api_clients::list))
+                        .route(web::post().to(api_clients::create)),
+                )
+                .service(
+                    resource("/api-clients/{id}")
+                        .route(web::get().to(api_clients::get))
+                        .route(web::patch().to(api_clients::patch)),
+                )
+                .service(resource("/api-clients/{id}/rotate").route(web::post().to(api_clients::rotate)))
+                .service(resource("/api-clients/{id}/revoke").route(web::post().to(api_clients::revoke)))
                 .service(
                     resource("/jurisdictions")
                         .route(web::get().to(reference::list_jurisdictions))

@@ -8,12 +8,12 @@ use actix_web::HttpRequest;
 use super::{JsonBody, QueryPairs};
 use crate::auth::extract::client_address;
 use crate::auth::password::check_policy;
-use crate::domain::access::Principal;
+use crate::domain::access::{Principal, PrincipalKind};
 use crate::domain::input::{need, Input, Query};
 use crate::domain::util::now;
 use crate::error::AppError;
 use crate::service::sessions::{self, Refreshed, ThrottlePolicy};
-use crate::service::{path_id, users as svc, PageRequest};
+use crate::service::{api_clients, path_id, users as svc, PageRequest};
 use crate::state::AppState;
 
 fn throttle_policy(state: &AppState) -> ThrottlePolicy {
@@ -209,10 +209,18 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(user))
 }
 
-/// `GET /api/v1/me`.
+/// `GET /api/v1/me`: the signed-in user, or the API client whose key was sent.
 pub async fn me(state: web::Data<AppState>, p: Principal) -> Result<HttpResponse, AppError> {
-    let user = state.db(move |conn| svc::me(conn, &p)).await?;
-    Ok(HttpResponse::Ok().json(user))
+    match p.kind {
+        PrincipalKind::User => {
+            let user = state.db(move |conn| svc::me(conn, &p)).await?;
+            Ok(HttpResponse::Ok().json(user))
+        }
+        PrincipalKind::ApiClient => {
+            let client = state.db(move |conn| api_clients::me(conn, &p)).await?;
+            Ok(HttpResponse::Ok().json(client))
+        }
+    }
 }
 
 /// `POST /api/v1/users` (admins).

@@ -16,7 +16,7 @@ use crate::db::{reference, users, write_tx, DbConn};
 use crate::domain::access::{upper_bound, Principal};
 use crate::domain::input::{need, Input, Query};
 use crate::domain::lifecycle::{self, allowed_actions, CaseState, Command, EventDraft};
-use crate::domain::types::{Action, Channel, Kind, Outcome, Priority, Role, Satisfaction, Status};
+use crate::domain::types::{Action, Channel, Kind, Outcome, Priority, Role, Satisfaction, Scope, Status};
 use crate::domain::util::{from_db, now, to_db, ts, ts_opt};
 use crate::error::{AppError, AppResult};
 
@@ -130,7 +130,8 @@ pub fn mask_phone(phone: &str) -> String {
 }
 
 /// Whether the caller may ask for the complainant's name and phone unmasked: supervisors and
-/// admins of the subtree, the case's creator, and the department holding it. Viewers never.
+/// admins of the subtree, the case's creator (a caseworker or an API client), and the department
+/// holding it. Viewers never; API clients never for a case they did not create.
 pub fn sees_personal_data(p: &Principal, case: &Case) -> bool {
     match p.role {
         Role::Admin | Role::Supervisor => true,
@@ -138,6 +139,7 @@ pub fn sees_personal_data(p: &Principal, case: &Case) -> bool {
         Role::Caseworker => {
             case.created_by == p.id || (case.department_id.is_some() && case.department_id == p.department_id)
         }
+        Role::Integration => case.created_by == p.id,
     }
 }
 
@@ -290,7 +292,7 @@ impl NewCase {
 /// Logs a new case: checks its references, numbers it, sets its deadline from the category unless
 /// given, and records the `create` event — all in one transaction.
 pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseView> {
-    p.require_writer()?;
+    p.require_case_intake()?;
     write_tx(conn, |conn| {
         let mut errors = Vec::new();
         let jurisdiction = visible_jurisdiction(conn, p, &new.jurisdiction_code).ok();
@@ -737,8 +739,13 @@ pub fn list(conn: &mut DbConn, p: &Principal, query: ListQuery) -> AppResult<Pag
     let ListQuery { mut filter, jurisdiction_code, page } = query;
     let page = page.unwrap_or(PageRequest { limit: super::DEFAULT_LIMIT, after: None });
     filter.scope = p.scope_path.as_ref().map(|s| (s.clone(), upper_bound(s)));
-    if p.role == Role::Caseworker {
-        filter.own = Some((p.id.clone(), p.department_id.clone()));
+    match p.role {
+        Role::Caseworker => filter.own = Some((p.id.clone(), p.department_id.clone())),
+        Role::Integration => {
+            p.require_scope(Scope::CasesReadOwn)?;
+            filter.own = Some((p.id.clone(), None));
+        }
+        Role::Admin | Role::Supervisor | Role::Viewer => {}
     }
     if let Some(code) = jurisdiction_code {
         let j = visible_jurisdiction(conn, p, &code)

@@ -1,6 +1,7 @@
 //! Units of work: each public function here takes one connection, runs one transaction (or one
 //! read) and applies the domain rules. Handlers call them through [`crate::state::AppState::db`].
 
+pub mod api_clients;
 pub mod audit;
 pub mod cases;
 pub mod reference;

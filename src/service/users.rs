@@ -74,7 +74,7 @@ impl Login {
 /// The signed-in principal for a user row, with its scope path.
 pub fn principal_for(conn: &mut DbConn, user: &User) -> AppResult<Principal> {
     let role =
-        Role::parse(&user.role).ok_or_else(|| AppError::Internal(format!("user {} has unknown role", user.id)))?;
+        Role::parse_user(&user.role).ok_or_else(|| AppError::Internal(format!("user {} has unknown role", user.id)))?;
     let scope_path = match &user.jurisdiction_code {
         Some(code) => Some(
             reference::jurisdiction(conn, code)?
@@ -92,6 +92,7 @@ pub fn principal_for(conn: &mut DbConn, user: &User) -> AppResult<Principal> {
         scope_path,
         department_id: user.department_id.clone(),
         session_id: None,
+        scopes: Vec::new(),
     })
 }
 
@@ -122,7 +123,7 @@ impl NewUser {
         let mut i = Input::new(body);
         let username = i.text("username", 64, false);
         let password = i.secret("password", 128);
-        let role = i.choice("role", Role::parse, Role::NAMES);
+        let role = i.choice("role", Role::parse_user, Role::USER_ROLE_NAMES);
         let jurisdiction_code = i.opt_text("jurisdiction_code", 12, false);
         let department_id = i.opt_uuid("department_id");
         let display_name = i.opt_text("display_name", 100, false);
@@ -317,7 +318,7 @@ impl UserChanges {
     pub fn parse(body: &Value) -> AppResult<Self> {
         let mut i = Input::new(body);
         let changes = UserChanges {
-            role: i.opt_choice("role", Role::parse, Role::NAMES),
+            role: i.opt_choice("role", Role::parse_user, Role::USER_ROLE_NAMES),
             jurisdiction_code: i.opt_text("jurisdiction_code", 12, false),
             department_id: i.opt_uuid("department_id"),
             display_name: i.opt_text("display_name", 100, false),

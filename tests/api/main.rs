@@ -5,6 +5,7 @@
 #[macro_use]
 pub mod support;
 
+mod api_clients;
 mod auth;
 mod cases;
 mod errors;

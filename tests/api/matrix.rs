@@ -1,5 +1,5 @@
-//! For every endpoint: no token, an expired token, a disabled user's token, a lower role and a
-//! caller from a sibling jurisdiction are all refused — on both databases.
+//! For every endpoint: no token, an expired token, a disabled user's token, a revoked API key, a
+//! lower role and a caller from a sibling jurisdiction are all refused — on both databases.
 
 use serde_json::{json, Value};
 
@@ -25,7 +25,7 @@ struct Endpoint {
     scoped: bool,
 }
 
-fn endpoints(w: &World, case: &str, programme: &str) -> Vec<Endpoint> {
+fn endpoints(w: &World, case: &str, programme: &str, client: &str) -> Vec<Endpoint> {
     let e = |method, path: String, body: Option<Value>, needs, scoped| Endpoint { method, path, body, needs, scoped };
     let water = &w.water;
     let user = &w.ids["water1"];
@@ -108,6 +108,24 @@ fn endpoints(w: &World, case: &str, programme: &str) -> Vec<Endpoint> {
             Needs::Writer,
             true,
         ),
+        e("GET", "/api/v1/api-clients".into(), None, Needs::Admin, false),
+        e(
+            "POST",
+            "/api/v1/api-clients".into(),
+            Some(json!({"name": "省平台", "jurisdiction_code": "530602", "scopes": ["cases:create"]})),
+            Needs::Admin,
+            true,
+        ),
+        e("GET", format!("/api/v1/api-clients/{client}"), None, Needs::Admin, true),
+        e("PATCH", format!("/api/v1/api-clients/{client}"), Some(json!({"name": "省平台2"})), Needs::Admin, true),
+        e(
+            "POST",
+            format!("/api/v1/api-clients/{client}/rotate"),
+            Some(json!({"overlap_hours": 1})),
+            Needs::Admin,
+            true,
+        ),
+        e("POST", format!("/api/v1/api-clients/{client}/revoke"), None, Needs::Admin, true),
         e("GET", "/api/v1/audit/admin".into(), None, Needs::Admin, false),
         e("GET", "/api/v1/audit/personal-data".into(), None, Needs::Admin, false),
     ]
@@ -168,7 +186,27 @@ fn every_endpoint_refuses_the_wrong_callers(b: Backend) {
         .expect(201);
     let sibling_admin = w.app.login("ld_admin", PASSWORD);
 
-    let eps = endpoints(&w, &case, &programme);
+    // An API client of this county whose key is revoked: refused everywhere too.
+    let made = w
+        .app
+        .post("/api/v1/api-clients", &w.admin, json!({"name": "旧平台", "jurisdiction_code": "530602", "scopes": ["cases:create", "cases:read_own", "cases:comment"]}))
+        .expect(201)
+        .clone();
+    let revoked_key = made["key"].as_str().expect("key").to_owned();
+    let client = made["id"].as_str().expect("id").to_owned();
+    w.app.call("POST", &format!("/api/v1/api-clients/{client}/revoke"), Some(&w.admin), None, &[]).expect(200);
+    let live = w
+        .app
+        .post(
+            "/api/v1/api-clients",
+            &w.admin,
+            json!({"name": "新平台", "jurisdiction_code": "530602", "scopes": ["cases:create"]}),
+        )
+        .expect(201)
+        .clone();
+    let client = live["id"].as_str().expect("id").to_owned();
+
+    let eps = endpoints(&w, &case, &programme, &client);
     let mut checked = 0;
     for ep in &eps {
         let what = format!("{} {}", ep.method, ep.path);
@@ -177,6 +215,8 @@ fn every_endpoint_refuses_the_wrong_callers(b: Backend) {
         assert_eq!((r.status, r.body["code"].as_str()), (401, Some("token_expired")), "expired: {what}");
         let r = call(&w, ep, Some(&disabled));
         assert_eq!((r.status, r.body["code"].as_str()), (401, Some("session_ended")), "disabled: {what}");
+        let r = call(&w, ep, Some(&revoked_key));
+        assert_eq!((r.status, r.body["code"].as_str()), (401, Some("invalid_api_key")), "revoked key: {what}");
         match ep.needs {
             Needs::Admin => {
                 for lower in [&w.supervisor, &w.water_worker, &w.viewer] {

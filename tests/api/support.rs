@@ -92,7 +92,8 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-/// The configuration every test server uses: cheap password hashing, a fixed JWT secret.
+/// The configuration every test server uses: cheap password hashing, a fixed JWT secret, no API
+/// key cache (so a revocation is seen by the very next request).
 pub fn test_config(database_url: &str) -> Config {
     Config {
         database_url: database_url.to_owned(),
@@ -105,6 +106,7 @@ pub fn test_config(database_url: &str) -> Config {
         shutdown_grace: Duration::from_secs(1),
         // Revocations must bite at once in tests; production trusts a look for 5 s.
         session_check_ttl: Duration::ZERO,
+        api_key_cache_ttl: Duration::ZERO,
         ..Config::default()
     }
 }
@@ -305,7 +307,12 @@ pub struct World {
 impl World {
     /// Seeds a fresh service.
     pub fn new(backend: Backend) -> World {
-        let app = TestApp::start(backend);
+        Self::new_with(backend, |_| {})
+    }
+
+    /// Seeds a fresh service with adjusted configuration.
+    pub fn new_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> World {
+        let app = TestApp::start_with(backend, adjust);
         app.create_admin("root", PASSWORD, None);
         let admin = app.login("root", PASSWORD);
         for (code, name, parent) in [
