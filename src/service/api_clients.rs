@@ -7,8 +7,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use super::audit;
 use super::reference::visible_jurisdiction;
 use super::{new_id, paginate, Page, PageRequest};
 use crate::auth::api_key::{self, IssuedKey};
@@ -185,8 +186,18 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewApiClient) -> AppResult<
             updated_at: to_db(t),
         };
         q::insert(conn, &row)?;
-        tracing::info!(client_id = %row.id, scopes = %row.scopes, "API client {} created", row.id);
+        let path = client_path(conn, &row)?;
+        let details = json!({ "name": row.name, "jurisdiction_code": row.jurisdiction_code, "scopes": row.scopes });
+        audit::record(conn, p, "api_client.created", "api_client", &row.id, path.as_deref(), details)?;
         Ok(IssuedKeyView { client: view(row, t)?, key: key.key })
+    })
+}
+
+/// The jurisdiction path of a client, for the audit log (`None` for a whole-tree client).
+fn client_path(conn: &mut DbConn, client: &ApiClient) -> AppResult<Option<String>> {
+    Ok(match &client.jurisdiction_code {
+        Some(code) => reference::jurisdiction(conn, code)?.map(|j| j.path),
+        None => None,
     })
 }
 
@@ -230,9 +241,11 @@ pub fn get(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<ApiClientVie
 pub fn update(conn: &mut DbConn, p: &Principal, id: &str, changes: ApiClientChanges) -> AppResult<ApiClientView> {
     p.require_admin()?;
     write_tx(conn, |conn| {
-        visible_client(conn, p, id)?;
+        let client = visible_client(conn, p, id)?;
         q::update(conn, id, &changes)?;
-        tracing::info!(client_id = %id, "API client {id} changed");
+        let path = client_path(conn, &client)?;
+        let details = json!({ "name": changes.name, "scopes": changes.scopes });
+        audit::record(conn, p, "api_client.updated", "api_client", id, path.as_deref(), details)?;
         view(visible_client(conn, p, id)?, now())
     })
 }
@@ -266,7 +279,9 @@ pub fn rotate(conn: &mut DbConn, p: &Principal, id: &str, overlap_hours: i64) ->
                 "the API client changed while it was being rotated; retry",
             ));
         }
-        tracing::info!(client_id = %id, overlap_hours, "API client {id} key rotated");
+        let path = client_path(conn, &client)?;
+        let details = json!({ "overlap_hours": overlap_hours, "key_prefix": key.prefix });
+        audit::record(conn, p, "api_client.rotated", "api_client", id, path.as_deref(), details)?;
         Ok(IssuedKeyView { client: view(visible_client(conn, p, id)?, t)?, key: key.key })
     })
 }
@@ -282,7 +297,8 @@ pub fn revoke(conn: &mut DbConn, p: &Principal, id: &str) -> AppResult<ApiClient
         let client = visible_client(conn, p, id)?;
         let t = now();
         if client.active && q::revoke(conn, id, to_db(t))? == 1 {
-            tracing::info!(client_id = %id, "API client {id} revoked");
+            let path = client_path(conn, &client)?;
+            audit::record(conn, p, "api_client.revoked", "api_client", id, path.as_deref(), json!({}))?;
         }
         view(visible_client(conn, p, id)?, t)
     })

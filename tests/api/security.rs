@@ -211,6 +211,24 @@ fn failed_logins_are_throttled(b: Backend) {
 
 fn admin_changes_are_audited(b: Backend) {
     let w = World::new(b);
+    let client = w
+        .app
+        .post(
+            "/api/v1/api-clients",
+            &w.admin,
+            json!({"name": "省平台", "jurisdiction_code": "530602", "scopes": ["cases:create"]}),
+        )
+        .expect(201)
+        .clone();
+    let client_id = client["id"].as_str().expect("id").to_owned();
+    w.app.post(&format!("/api/v1/api-clients/{client_id}/rotate"), &w.admin, json!({})).expect(200);
+    w.app.call("POST", &format!("/api/v1/api-clients/{client_id}/revoke"), Some(&w.admin), None, &[]).expect(200);
+    let clients = w.app.get("/api/v1/audit/admin?target_type=api_client", &w.admin).expect(200).clone();
+    let actions: Vec<&str> =
+        clients["items"].as_array().expect("items").iter().map(|e| e["action"].as_str().expect("a")).collect();
+    assert_eq!(actions, vec!["api_client.revoked", "api_client.rotated", "api_client.created"]);
+    let key = client["key"].as_str().expect("key");
+    assert!(!clients.to_string().contains(key), "no key in the audit log");
     w.app.patch("/api/v1/categories/transport", &w.admin, json!({"deadline_days": 20})).expect(200);
     w.app.patch(&format!("/api/v1/departments/{}", w.roads), &w.admin, json!({"name": "区交通局"})).expect(200);
     let log = w.app.get("/api/v1/audit/admin?limit=200", &w.admin).expect(200).clone();
