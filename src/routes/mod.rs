@@ -5,6 +5,7 @@ mod api_clients;
 mod audit;
 mod body;
 mod cases;
+mod docs;
 mod health;
 mod reference;
 mod users;
@@ -39,6 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(
             web::scope("/api/v1")
+                .service(resource("/openapi.json").route(web::get().to(docs::json)))
+                .service(resource("/openapi.yaml").route(web::get().to(docs::yaml)))
                 .service(resource("/auth/login").route(web::post().to(users::login)))
                 .service(resource("/auth/refresh").route(web::post().to(users::refresh)))
                 .service(resource("/auth/logout").route(web::post().to(users::logout)))
@@ -106,5 +109,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/audit/personal-data").route(web::get().to(audit::personal_data)))
                 .service(resource("/cases/{id}/actions/{action}").route(web::post().to(cases::act))),
         )
+        .service(resource("/docs").route(web::get().to(docs::page)))
+        .service(docs::assets())
         .default_service(web::to(no_route));
 }
