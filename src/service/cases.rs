@@ -777,7 +777,8 @@ mod tests {
         assert_eq!(mask_phone("87654321"), "******21");
         assert_eq!(mask_phone("13812345678"), "138****5678");
         assert_eq!(mask_phone("0870-2123456"), "087*****3456");
-        assert_eq!(mask_phone("12345"), "*****");
+        assert_eq!(mask_phone("12345"), "***45");
+        assert_eq!(mask_phone("1234"), "****");
     }
 
     #[test]
