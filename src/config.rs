@@ -31,6 +31,13 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     /// See `argon2_memory_kib`.
     pub argon2_iterations: u32,
+    /// `MINSHENG_RESPONSE_WINDOW_HOURS`: how soon after its first assignment a case must be
+    /// acknowledged to count as responded to (default 24). Applies to acknowledgements from the
+    /// time it is set.
+    pub response_window: Duration,
+    /// `MINSHENG_EXPORT_BATCH`: rows a CSV export reads per database round trip (default 1000);
+    /// bounds the memory an export holds.
+    pub export_batch: i64,
     /// `MINSHENG_REFRESH_TOKEN_TTL_SECS`: how long a session (and its refresh tokens) lasts (default 30 days).
     pub refresh_token_ttl: Duration,
     /// `MINSHENG_SESSION_CHECK_SECS`: how long a process trusts its last look at a session (default 5;
@@ -65,6 +72,8 @@ impl Default for Config {
             workers: None,
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
+            response_window: Duration::from_secs(24 * 3600),
+            export_batch: 1000,
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             session_check_ttl: Duration::from_secs(5),
             login_max_failures: 5,
@@ -125,6 +134,10 @@ impl Config {
                 var("MINSHENG_ARGON2_ITERATIONS"),
                 d.argon2_iterations,
             )?,
+            export_batch: num("MINSHENG_EXPORT_BATCH", var("MINSHENG_EXPORT_BATCH"), d.export_batch)?.clamp(1, 100_000),
+            response_window: Duration::from_secs(
+                3600 * num("MINSHENG_RESPONSE_WINDOW_HOURS", var("MINSHENG_RESPONSE_WINDOW_HOURS"), 24u64)?,
+            ),
             refresh_token_ttl: Duration::from_secs(num(
                 "MINSHENG_REFRESH_TOKEN_TTL_SECS",
                 var("MINSHENG_REFRESH_TOKEN_TTL_SECS"),

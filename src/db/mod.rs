@@ -12,6 +12,7 @@ pub mod models;
 pub mod reference;
 pub mod schema;
 pub mod sessions;
+pub mod stats;
 pub mod users;
 
 use std::time::Duration;

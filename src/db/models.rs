@@ -140,6 +140,11 @@ pub struct Case {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub version: i64,
+    pub first_assigned_at: Option<NaiveDateTime>,
+    pub first_acknowledged_at: Option<NaiveDateTime>,
+    pub responded: bool,
+    pub resolved_on_time: Option<bool>,
+    pub resolution_secs: Option<i64>,
 }
 
 /// The lifecycle columns an action rewrites (all of them, `None` meaning NULL).
@@ -162,6 +167,11 @@ pub struct CaseLifecycleChanges {
     pub duplicate_of: Option<String>,
     pub updated_at: NaiveDateTime,
     pub version: i64,
+    pub first_assigned_at: Option<NaiveDateTime>,
+    pub first_acknowledged_at: Option<NaiveDateTime>,
+    pub responded: bool,
+    pub resolved_on_time: Option<bool>,
+    pub resolution_secs: Option<i64>,
 }
 
 /// An audit-trail row.

@@ -159,3 +159,38 @@ pub fn list_programmes(
     }
     q.load(conn)
 }
+
+/// The codes of the roots of the jurisdiction tree.
+pub fn root_codes(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+    jurisdictions::table
+        .filter(jurisdictions::parent_code.is_null())
+        .select(jurisdictions::code)
+        .order(jurisdictions::code)
+        .load(conn)
+}
+
+/// The roots of the jurisdiction tree.
+pub fn roots(conn: &mut DbConn) -> QueryResult<Vec<Jurisdiction>> {
+    jurisdictions::table
+        .filter(jurisdictions::parent_code.is_null())
+        .select(Jurisdiction::as_select())
+        .order(jurisdictions::code)
+        .load(conn)
+}
+
+/// The children of a jurisdiction.
+pub fn children(conn: &mut DbConn, code: &str) -> QueryResult<Vec<Jurisdiction>> {
+    jurisdictions::table
+        .filter(jurisdictions::parent_code.eq(code))
+        .select(Jurisdiction::as_select())
+        .order(jurisdictions::code)
+        .load(conn)
+}
+
+/// `(id, name)` of the departments with these ids.
+pub fn department_names(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    departments::table.filter(departments::id.eq_any(ids)).select((departments::id, departments::name)).load(conn)
+}

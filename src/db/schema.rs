@@ -116,6 +116,11 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         version -> BigInt,
+        first_assigned_at -> Nullable<Timestamp>,
+        first_acknowledged_at -> Nullable<Timestamp>,
+        responded -> Bool,
+        resolved_on_time -> Nullable<Bool>,
+        resolution_secs -> Nullable<BigInt>,
     }
 }
 
@@ -228,3 +233,37 @@ diesel::table! {
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(sessions, users, refresh_tokens);
+
+diesel::table! {
+    case_stats (node, dim, dim_value, basis, month) {
+        node -> Text,
+        dim -> Text,
+        dim_value -> Text,
+        basis -> Text,
+        month -> Text,
+        total -> BigInt,
+        dismissed -> BigInt,
+        resolved -> BigInt,
+        completed -> BigInt,
+        on_time -> BigInt,
+        assigned -> BigInt,
+        responded -> BigInt,
+        rated -> BigInt,
+        satisfied -> BigInt,
+        resolution_secs -> BigInt,
+    }
+}
+
+diesel::table! {
+    case_stats_hours (node, dim, dim_value, basis, month, hours) {
+        node -> Text,
+        dim -> Text,
+        dim_value -> Text,
+        basis -> Text,
+        month -> Text,
+        hours -> BigInt,
+        cases -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(case_stats, case_stats_hours, jurisdictions);

@@ -111,6 +111,15 @@ pub struct CaseState {
     pub rework_count: i32,
     pub duplicate_of: Option<String>,
     pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub first_assigned_at: Option<DateTime<Utc>>,
+    pub first_acknowledged_at: Option<DateTime<Utc>>,
+    /// The first acknowledgement came within the response window of the first assignment.
+    pub responded: bool,
+    /// The last resolution was on or before the deadline then in force.
+    pub resolved_on_time: Option<bool>,
+    /// Seconds from creation to the last resolution.
+    pub resolution_secs: Option<i64>,
 }
 
 /// An action with its validated payload.
@@ -300,7 +309,13 @@ pub fn check_role(action: Action, actor: &Principal) -> AppResult<()> {
 /// Checks that `actor` may take `cmd` on the case now, then changes `case` accordingly and returns
 /// the event to record. References (department, assignee, duplicate) must have been checked by the
 /// caller; this function knows only the lifecycle rules.
-pub fn apply(case: &mut CaseState, cmd: Command, actor: &Principal, now: DateTime<Utc>) -> AppResult<EventDraft> {
+pub fn apply(
+    case: &mut CaseState,
+    cmd: Command,
+    actor: &Principal,
+    now: DateTime<Utc>,
+    response_window: chrono::Duration,
+) -> AppResult<EventDraft> {
     let action = cmd.action();
     let rule = rule(action).ok_or_else(|| AppError::Internal(format!("no lifecycle rule for {action}")))?;
     // 1. Can this role ever take the action?
@@ -339,6 +354,7 @@ pub fn apply(case: &mut CaseState, cmd: Command, actor: &Principal, now: DateTim
             if previous.as_deref() != Some(department_id.as_str()) {
                 case.acknowledged_at = None;
             }
+            case.first_assigned_at.get_or_insert(now);
             case.assignee_id = assignee_id.clone();
             (
                 note,
@@ -350,6 +366,10 @@ pub fn apply(case: &mut CaseState, cmd: Command, actor: &Principal, now: DateTim
                 return Err(AppError::conflict("already_acknowledged", "the case has already been acknowledged"));
             }
             case.acknowledged_at = Some(now);
+            if case.first_acknowledged_at.is_none() {
+                case.first_acknowledged_at = Some(now);
+                case.responded = case.first_assigned_at.is_some_and(|assigned| now - assigned <= response_window);
+            }
             (None, json!({ "department_id": case.department_id }))
         }
         Command::Return { reason } => {
@@ -362,6 +382,8 @@ pub fn apply(case: &mut CaseState, cmd: Command, actor: &Principal, now: DateTim
             case.resolved_at = Some(now);
             case.resolved_by = Some(actor.id.clone());
             case.resolution = Some(resolution.clone());
+            case.resolved_on_time = Some(now <= case.due_at);
+            case.resolution_secs = Some((now - case.created_at).num_seconds().max(0));
             (
                 Some(resolution),
                 json!({ "on_time": now <= case.due_at, "due_at": crate::domain::util::rfc3339(case.due_at) }),
@@ -380,6 +402,8 @@ pub fn apply(case: &mut CaseState, cmd: Command, actor: &Principal, now: DateTim
             case.resolved_at = None;
             case.resolved_by = None;
             case.resolution = None;
+            case.resolved_on_time = None;
+            case.resolution_secs = None;
             (Some(reason), json!({ "satisfaction": satisfaction, "rework_count": case.rework_count }))
         }
         Command::Close { note } => {
@@ -404,12 +428,16 @@ pub fn apply(case: &mut CaseState, cmd: Command, actor: &Principal, now: DateTim
                 case.due_at = due;
             }
             let previous_outcome = case.outcome.take();
+            // Reopening hands the case to a department: it is an assignment.
+            case.first_assigned_at.get_or_insert(now);
             case.department_id = Some(department_id.clone());
             case.assignee_id = None;
             case.acknowledged_at = None;
             case.resolved_at = None;
             case.resolved_by = None;
             case.resolution = None;
+            case.resolved_on_time = None;
+            case.resolution_secs = None;
             case.verified_at = None;
             case.closed_at = None;
             case.satisfaction = None;
@@ -481,6 +509,12 @@ mod tests {
             rework_count: 0,
             duplicate_of: None,
             version: 4,
+            created_at: Utc::now() - chrono::Duration::days(1),
+            first_assigned_at: None,
+            first_acknowledged_at: None,
+            responded: false,
+            resolved_on_time: None,
+            resolution_secs: None,
         }
     }
 
@@ -509,8 +543,11 @@ mod tests {
             Command::Resolve { resolution: "done".into() },
             &actor(Role::Caseworker, Some("d1")),
             Utc::now(),
+            chrono::Duration::hours(24),
         )
         .expect("resolve");
+        assert_eq!(c.resolved_on_time, Some(true));
+        assert!(c.resolution_secs.is_some_and(|s| s >= 86_399));
         assert_eq!((ev.from_status, ev.to_status, c.version), (Status::Assigned, Status::Resolved, 5));
         assert_eq!(c.resolved_by.as_deref(), Some("u1"));
     }
@@ -519,9 +556,21 @@ mod tests {
     fn refused_actions_change_nothing() {
         let before = case(Status::Received);
         let mut c = before.clone();
-        let err = apply(&mut c, Command::Close { note: None }, &actor(Role::Supervisor, None), Utc::now());
+        let err = apply(
+            &mut c,
+            Command::Close { note: None },
+            &actor(Role::Supervisor, None),
+            Utc::now(),
+            chrono::Duration::hours(24),
+        );
         assert!(matches!(err, Err(AppError::InvalidTransition { .. })));
-        let err = apply(&mut c, Command::Acknowledge, &actor(Role::Caseworker, Some("other")), Utc::now());
+        let err = apply(
+            &mut c,
+            Command::Acknowledge,
+            &actor(Role::Caseworker, Some("other")),
+            Utc::now(),
+            chrono::Duration::hours(24),
+        );
         assert!(matches!(err, Err(AppError::InvalidTransition { .. })));
         assert_eq!(c, before);
     }

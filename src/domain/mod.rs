@@ -4,5 +4,6 @@
 pub mod access;
 pub mod input;
 pub mod lifecycle;
+pub mod stats;
 pub mod types;
 pub mod util;

@@ -82,7 +82,8 @@ pub async fn act(
         })?),
     };
     let cmd = Command::parse(action, &body)?;
-    let case = state.db(move |conn| svc::act(conn, &p, &id, if_match, cmd)).await?;
+    let window = chrono::Duration::from_std(state.config.response_window).unwrap_or(chrono::Duration::hours(24));
+    let case = state.db(move |conn| svc::act(conn, &p, &id, if_match, cmd, window)).await?;
     Ok(with_etag(HttpResponse::Ok(), &case))
 }
 

@@ -6,8 +6,10 @@ mod audit;
 mod body;
 mod cases;
 mod docs;
+mod exports;
 mod health;
 mod reference;
+mod stats;
 mod users;
 
 pub use body::JsonBody;
@@ -105,6 +107,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/cases").route(web::get().to(cases::list)).route(web::post().to(cases::create)))
                 .service(resource("/cases/{id}").route(web::get().to(cases::get)))
                 .service(resource("/cases/{id}/events").route(web::get().to(cases::events)))
+                .service(resource("/stats/summary").route(web::get().to(stats::summary)))
+                .service(resource("/stats/breakdown").route(web::get().to(stats::breakdown)))
+                .service(resource("/stats/overdue").route(web::get().to(stats::overdue)))
+                .service(resource("/programmes/{id}/progress").route(web::get().to(stats::progress)))
+                .service(resource("/programmes/{id}/ledger.csv").route(web::get().to(exports::ledger)))
+                .service(resource("/cases.csv").route(web::get().to(exports::cases)))
                 .service(resource("/audit/admin").route(web::get().to(audit::admin)))
                 .service(resource("/audit/personal-data").route(web::get().to(audit::personal_data)))
                 .service(resource("/cases/{id}/actions/{action}").route(web::post().to(cases::act))),

@@ -391,6 +391,11 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
             created_at: to_db(t),
             updated_at: to_db(t),
             version: 1,
+            first_assigned_at: None,
+            first_acknowledged_at: None,
+            responded: false,
+            resolved_on_time: None,
+            resolution_secs: None,
         };
         let has_external = case.external_id.is_some();
         q::insert(conn, &case).map_err(|e| match AppError::from(e) {
@@ -409,6 +414,7 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
                           "due_at": crate::domain::util::rfc3339(due_at) }),
         };
         record_event(conn, &case.id, 1, None, &draft, p, t)?;
+        super::stats::record_change(conn, None, &case)?;
         tracing::info!(case_id = %case.id, case_ref = %case.case_ref, "case created");
         view(case, false, t)
     })
@@ -534,6 +540,12 @@ fn state_of(case: &Case) -> AppResult<CaseState> {
         rework_count: case.rework_count,
         duplicate_of: case.duplicate_of.clone(),
         version: case.version,
+        created_at: from_db(case.created_at),
+        first_assigned_at: case.first_assigned_at.map(from_db),
+        first_acknowledged_at: case.first_acknowledged_at.map(from_db),
+        responded: case.responded,
+        resolved_on_time: case.resolved_on_time,
+        resolution_secs: case.resolution_secs,
     })
 }
 
@@ -569,7 +581,14 @@ fn check_target(conn: &mut DbConn, p: &Principal, case: &Case, cmd: &Command) ->
 
 /// Takes a lifecycle action: locks the case, checks `If-Match`, the references and the rules,
 /// writes the change and its event, and returns the new state of the case.
-pub fn act(conn: &mut DbConn, p: &Principal, id: &str, if_match: Option<IfMatch>, cmd: Command) -> AppResult<CaseView> {
+pub fn act(
+    conn: &mut DbConn,
+    p: &Principal,
+    id: &str,
+    if_match: Option<IfMatch>,
+    cmd: Command,
+    response_window: Duration,
+) -> AppResult<CaseView> {
     write_tx(conn, |conn| {
         let case = readable(q::get_for_update(conn, id)?, p)?;
         if let Some(cond) = &if_match {
@@ -595,7 +614,7 @@ pub fn act(conn: &mut DbConn, p: &Principal, id: &str, if_match: Option<IfMatch>
         // The rules decide first (so a refused action says why); the references are checked
         // before anything is written.
         let target_check = cmd.clone();
-        let draft = lifecycle::apply(&mut state, cmd, p, t)?;
+        let draft = lifecycle::apply(&mut state, cmd, p, t, response_window)?;
         check_target(conn, p, &case, &target_check)?;
         let changes = CaseLifecycleChanges {
             status: state.status.as_str().to_owned(),
@@ -614,6 +633,11 @@ pub fn act(conn: &mut DbConn, p: &Principal, id: &str, if_match: Option<IfMatch>
             duplicate_of: state.duplicate_of.clone(),
             updated_at: to_db(t),
             version: state.version,
+            first_assigned_at: state.first_assigned_at.map(to_db),
+            first_acknowledged_at: state.first_acknowledged_at.map(to_db),
+            responded: state.responded,
+            resolved_on_time: state.resolved_on_time,
+            resolution_secs: state.resolution_secs,
         };
         if !q::update_lifecycle(conn, id, old_version, &changes)? {
             let current = q::get(conn, id)?.map_or(old_version, |c| c.version);
@@ -622,6 +646,7 @@ pub fn act(conn: &mut DbConn, p: &Principal, id: &str, if_match: Option<IfMatch>
         record_event(conn, id, state.version, Some(from), &draft, p, t)?;
         tracing::info!(case_id = %id, action = %draft.action, from = %from, to = %draft.to_status, "case action");
         let updated = q::get(conn, id)?.ok_or_else(|| AppError::not_found("case"))?;
+        super::stats::record_change(conn, Some(&case), &updated)?;
         view(updated, false, t)
     })
 }
@@ -734,8 +759,20 @@ impl ListQuery {
     }
 }
 
-/// Cases the caller may read that match the query, newest first.
-pub fn list(conn: &mut DbConn, p: &Principal, query: ListQuery) -> AppResult<Page<CaseView>> {
+impl ListQuery {
+    /// Every case of a programme (its ledger), in the caller's scope.
+    pub fn for_programme(programme_id: &str) -> ListQuery {
+        ListQuery {
+            filter: CaseFilter { programme_id: Some(programme_id.to_owned()), ..CaseFilter::default() },
+            jurisdiction_code: None,
+            page: None,
+        }
+    }
+}
+
+/// The filter of a list request confined to what the caller may read: their subtree, and for
+/// caseworkers and integration clients their own cases. Also returns the page requested.
+pub fn resolve(conn: &mut DbConn, p: &Principal, query: ListQuery) -> AppResult<(CaseFilter, PageRequest)> {
     let ListQuery { mut filter, jurisdiction_code, page } = query;
     let page = page.unwrap_or(PageRequest { limit: super::DEFAULT_LIMIT, after: None });
     filter.scope = p.scope_path.as_ref().map(|s| (s.clone(), upper_bound(s)));
@@ -752,8 +789,19 @@ pub fn list(conn: &mut DbConn, p: &Principal, query: ListQuery) -> AppResult<Pag
             .map_err(|_| AppError::invalid("jurisdiction_code", "not_found", "no such jurisdiction in your scope"))?;
         filter.subtree = Some((j.path.clone(), upper_bound(&j.path)));
     }
+    filter.now = Some(to_db(now()));
+    Ok((filter, page))
+}
+
+/// The keyset position after a case in the list order.
+pub fn position_of(case: &Case) -> (chrono::NaiveDateTime, String) {
+    (case.created_at, case.id.clone())
+}
+
+/// Cases the caller may read that match the query, newest first.
+pub fn list(conn: &mut DbConn, p: &Principal, query: ListQuery) -> AppResult<Page<CaseView>> {
+    let (filter, page) = resolve(conn, p, query)?;
     let t = now();
-    filter.now = Some(to_db(t));
     let rows = q::list(conn, &filter, page.limit + 1)?;
     let more = rows.len() as i64 > page.limit;
     let mut items = Vec::with_capacity(rows.len());

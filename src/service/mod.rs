@@ -4,8 +4,10 @@
 pub mod api_clients;
 pub mod audit;
 pub mod cases;
+pub mod export;
 pub mod reference;
 pub mod sessions;
+pub mod stats;
 pub mod users;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

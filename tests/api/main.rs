@@ -14,3 +14,4 @@ mod matrix;
 mod project;
 mod reference;
 mod security;
+mod stats;

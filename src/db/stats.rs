@@ -1,0 +1,277 @@
+//! Queries on the kept statistics sums and on the open cases they cannot keep (overdue).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+
+use super::schema::{case_stats, case_stats_hours, cases, jurisdictions};
+use super::DbConn;
+
+/// A row of kept sums.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = case_stats)]
+pub struct StatRow {
+    pub node: String,
+    pub dim: String,
+    pub dim_value: String,
+    pub basis: String,
+    pub month: String,
+    pub total: i64,
+    pub dismissed: i64,
+    pub resolved: i64,
+    pub completed: i64,
+    pub on_time: i64,
+    pub assigned: i64,
+    pub responded: i64,
+    pub rated: i64,
+    pub satisfied: i64,
+    pub resolution_secs: i64,
+}
+
+/// A row of the resolution-hour histogram.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = case_stats_hours)]
+pub struct HourRow {
+    pub node: String,
+    pub dim: String,
+    pub dim_value: String,
+    pub basis: String,
+    pub month: String,
+    pub hours: i64,
+    pub cases: i64,
+}
+
+/// Adds deltas to the kept sums: one statement per table, inserting missing rows.
+pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HourRow]) -> QueryResult<()> {
+    use case_stats::dsl as s;
+    use case_stats_hours::dsl as h;
+    // PostgreSQL takes all rows in one statement (one round trip); SQLite cannot batch an upsert,
+    // and runs in-process, so it takes them one by one from its statement cache.
+    macro_rules! upsert_sums {
+        ($c:expr, $rows:expr) => {
+            diesel::insert_into(s::case_stats)
+                .values($rows)
+                .on_conflict((s::node, s::dim, s::dim_value, s::basis, s::month))
+                .do_update()
+                .set((
+                    s::total.eq(s::total + excluded(s::total)),
+                    s::dismissed.eq(s::dismissed + excluded(s::dismissed)),
+                    s::resolved.eq(s::resolved + excluded(s::resolved)),
+                    s::completed.eq(s::completed + excluded(s::completed)),
+                    s::on_time.eq(s::on_time + excluded(s::on_time)),
+                    s::assigned.eq(s::assigned + excluded(s::assigned)),
+                    s::responded.eq(s::responded + excluded(s::responded)),
+                    s::rated.eq(s::rated + excluded(s::rated)),
+                    s::satisfied.eq(s::satisfied + excluded(s::satisfied)),
+                    s::resolution_secs.eq(s::resolution_secs + excluded(s::resolution_secs)),
+                ))
+                .execute($c)
+        };
+    }
+    macro_rules! upsert_hours {
+        ($c:expr, $rows:expr) => {
+            diesel::insert_into(h::case_stats_hours)
+                .values($rows)
+                .on_conflict((h::node, h::dim, h::dim_value, h::basis, h::month, h::hours))
+                .do_update()
+                .set(h::cases.eq(h::cases + excluded(h::cases)))
+                .execute($c)
+        };
+    }
+    match conn {
+        DbConn::Pg(c) => {
+            if !rows.is_empty() {
+                upsert_sums!(c, rows)?;
+            }
+            if !hours.is_empty() {
+                upsert_hours!(c, hours)?;
+            }
+        }
+        DbConn::Sqlite(c) => {
+            for row in rows {
+                upsert_sums!(c, row)?;
+            }
+            for row in hours {
+                upsert_hours!(c, row)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Which kept rows to read.
+#[derive(Debug, Clone)]
+pub struct RowFilter {
+    /// Rows of these nodes…
+    pub nodes: Option<Vec<String>>,
+    /// …or of every node whose path is in `[from, to)`.
+    pub subtree: Option<(String, String)>,
+    pub dim: &'static str,
+    /// One value of the dimension, or all of them.
+    pub value: Option<String>,
+    pub basis: &'static str,
+    /// Inclusive `YYYY-MM` bounds.
+    pub from_month: Option<String>,
+    pub to_month: Option<String>,
+}
+
+/// The kept sums matching `f`.
+pub fn sums(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<StatRow>> {
+    let mut q = case_stats::table
+        .inner_join(jurisdictions::table.on(jurisdictions::code.eq(case_stats::node)))
+        .select(StatRow::as_select())
+        .filter(case_stats::dim.eq(f.dim))
+        .filter(case_stats::basis.eq(f.basis))
+        .into_boxed();
+    if let Some(nodes) = &f.nodes {
+        q = q.filter(case_stats::node.eq_any(nodes.clone()));
+    }
+    if let Some((from, to)) = &f.subtree {
+        q = q.filter(jurisdictions::path.ge(from.clone())).filter(jurisdictions::path.lt(to.clone()));
+    }
+    if let Some(v) = &f.value {
+        q = q.filter(case_stats::dim_value.eq(v.clone()));
+    }
+    if let Some(m) = &f.from_month {
+        q = q.filter(case_stats::month.ge(m.clone()));
+    }
+    if let Some(m) = &f.to_month {
+        q = q.filter(case_stats::month.le(m.clone()));
+    }
+    q.load(conn)
+}
+
+/// The kept hour histogram rows matching `f`.
+pub fn hours(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<HourRow>> {
+    let mut q = case_stats_hours::table
+        .inner_join(jurisdictions::table.on(jurisdictions::code.eq(case_stats_hours::node)))
+        .select(HourRow::as_select())
+        .filter(case_stats_hours::dim.eq(f.dim))
+        .filter(case_stats_hours::basis.eq(f.basis))
+        .filter(case_stats_hours::cases.ne(0))
+        .into_boxed();
+    if let Some(nodes) = &f.nodes {
+        q = q.filter(case_stats_hours::node.eq_any(nodes.clone()));
+    }
+    if let Some((from, to)) = &f.subtree {
+        q = q.filter(jurisdictions::path.ge(from.clone())).filter(jurisdictions::path.lt(to.clone()));
+    }
+    if let Some(v) = &f.value {
+        q = q.filter(case_stats_hours::dim_value.eq(v.clone()));
+    }
+    if let Some(m) = &f.from_month {
+        q = q.filter(case_stats_hours::month.ge(m.clone()));
+    }
+    if let Some(m) = &f.to_month {
+        q = q.filter(case_stats_hours::month.le(m.clone()));
+    }
+    q.load(conn)
+}
+
+/// Filters on cases for counts and scans.
+#[derive(Debug, Clone, Default)]
+pub struct CaseScope {
+    /// Path range `[from, to)` of the jurisdiction subtree.
+    pub subtree: Option<(String, String)>,
+    pub department_id: Option<String>,
+    pub category_code: Option<String>,
+    pub programme_id: Option<String>,
+    pub kind: Option<String>,
+    /// Period on creation (`true`) or deadline (`false`), `[from, to)`.
+    pub created_basis: bool,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+}
+
+macro_rules! scoped {
+    ($q:expr, $s:expr) => {{
+        let mut q = $q;
+        let s: &CaseScope = $s;
+        if let Some((from, to)) = &s.subtree {
+            q = q.filter(cases::jurisdiction_path.ge(from.clone())).filter(cases::jurisdiction_path.lt(to.clone()));
+        }
+        if let Some(v) = &s.department_id {
+            q = q.filter(cases::department_id.eq(v.clone()));
+        }
+        if let Some(v) = &s.category_code {
+            q = q.filter(cases::category_code.eq(v.clone()));
+        }
+        if let Some(v) = &s.programme_id {
+            q = q.filter(cases::programme_id.eq(v.clone()));
+        }
+        if let Some(v) = &s.kind {
+            q = q.filter(cases::kind.eq(v.clone()));
+        }
+        match (s.created_basis, s.from) {
+            (true, Some(t)) => q = q.filter(cases::created_at.ge(t)),
+            (false, Some(t)) => q = q.filter(cases::due_at.ge(t)),
+            _ => {}
+        }
+        match (s.created_basis, s.to) {
+            (true, Some(t)) => q = q.filter(cases::created_at.lt(t)),
+            (false, Some(t)) => q = q.filter(cases::due_at.lt(t)),
+            _ => {}
+        }
+        q
+    }};
+}
+
+/// Open cases in scope whose deadline is before `now`.
+pub fn count_overdue(conn: &mut DbConn, s: &CaseScope, now: NaiveDateTime) -> QueryResult<i64> {
+    let q = cases::table
+        .filter(cases::status.eq_any(["received", "assigned"]))
+        .filter(cases::due_at.lt(now))
+        .count()
+        .into_boxed();
+    scoped!(q, s).get_result(conn)
+}
+
+/// The overdue cases in scope, one column of each, for grouping.
+pub fn overdue_keys(conn: &mut DbConn, s: &CaseScope, now: NaiveDateTime) -> QueryResult<Vec<OverdueKey>> {
+    let q = cases::table
+        .filter(cases::status.eq_any(["received", "assigned"]))
+        .filter(cases::due_at.lt(now))
+        .select(OverdueKey::as_select())
+        .into_boxed();
+    scoped!(q, s).load(conn)
+}
+
+/// What an overdue case is grouped by.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = cases)]
+pub struct OverdueKey {
+    pub jurisdiction_path: String,
+    pub department_id: Option<String>,
+    pub category_code: String,
+    pub programme_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub due_at: NaiveDateTime,
+}
+
+/// The statistical facts of every case in scope (the slow, always-exact path for filter
+/// combinations the kept sums do not cover).
+pub fn scan(conn: &mut DbConn, s: &CaseScope) -> QueryResult<Vec<super::models::Case>> {
+    let q = cases::table.select(super::models::Case::as_select()).into_boxed();
+    scoped!(q, s).load(conn)
+}
+
+/// One page of the overdue cases in scope, oldest deadline first, after `(due_at, id)`.
+pub fn overdue_page(
+    conn: &mut DbConn,
+    s: &CaseScope,
+    now: NaiveDateTime,
+    after: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<Vec<super::models::Case>> {
+    let mut q = cases::table
+        .filter(cases::status.eq_any(["received", "assigned"]))
+        .filter(cases::due_at.lt(now))
+        .select(super::models::Case::as_select())
+        .order((cases::due_at.asc(), cases::id.asc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some((due, id)) = after {
+        q = q.filter(cases::due_at.gt(due).or(cases::due_at.eq(due).and(cases::id.gt(id))));
+    }
+    scoped!(q, s).load(conn)
+}

@@ -1,0 +1,342 @@
+//! Completion statistics: what each case contributes to the figures, under which keys the sums
+//! are kept, and how the published figures are made from the sums. No SQL here.
+//!
+//! Definitions (over a scope; "reached resolved" = now resolved, verified, or closed completed):
+//! - `total`; `dismissed` = closed with an outcome other than completed; `effective` = total − dismissed;
+//! - resolution rate = reached resolved / effective; completion rate = verified or closed
+//!   completed / effective;
+//! - on-time rate = reached-resolved cases whose last resolution was on or before the deadline
+//!   then in force / reached resolved;
+//! - response rate = cases whose first acknowledgement came within the response window of their
+//!   first assignment / cases ever assigned;
+//! - satisfaction rate = satisfied + basically satisfied / rated (satisfied, basically satisfied,
+//!   unsatisfied; the current — final — rating counts);
+//! - resolution hours: mean of the exact durations from creation to the last resolution, median
+//!   of those durations in whole hours (rounded down), over the reached-resolved cases;
+//! - overdue = open (received, assigned) cases whose deadline is before now (not kept as a sum:
+//!   it changes with the clock; counted exactly when asked).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::types::{Outcome, Satisfaction, Status};
+
+/// Period months are calendar months in China Standard Time.
+pub const CHINA_OFFSET: Duration = Duration::hours(8);
+
+/// `YYYY-MM` of an instant, in China Standard Time.
+pub fn month_of(t: DateTime<Utc>) -> String {
+    (t + CHINA_OFFSET).format("%Y-%m").to_string()
+}
+
+/// What a case is, for the statistics.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// Materialised path of the case's jurisdiction, `/530000/530600/530602/`.
+    pub path: String,
+    pub category_code: String,
+    pub kind: String,
+    pub department_id: Option<String>,
+    pub programme_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub status: Status,
+    pub outcome: Option<Outcome>,
+    pub first_assigned_at: Option<DateTime<Utc>>,
+    pub responded: bool,
+    pub resolved_on_time: Option<bool>,
+    pub resolution_secs: Option<i64>,
+    pub satisfaction: Option<Satisfaction>,
+}
+
+impl Facts {
+    /// Now resolved, verified, or closed completed.
+    pub fn reached_resolved(&self) -> bool {
+        match self.status {
+            Status::Resolved | Status::Verified => true,
+            Status::Closed => self.outcome == Some(Outcome::Completed),
+            Status::Received | Status::Assigned => false,
+        }
+    }
+
+    /// Whole hours from creation to the last resolution, for a reached-resolved case.
+    pub fn resolution_hours(&self) -> Option<i64> {
+        if self.reached_resolved() {
+            self.resolution_secs.map(|s| s / 3600)
+        } else {
+            None
+        }
+    }
+}
+
+/// The sums kept per key (all counts but `resolution_secs`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub total: i64,
+    pub dismissed: i64,
+    pub resolved: i64,
+    pub completed: i64,
+    pub on_time: i64,
+    pub assigned: i64,
+    pub responded: i64,
+    pub rated: i64,
+    pub satisfied: i64,
+    pub resolution_secs: i64,
+}
+
+impl Counters {
+    /// One case's contribution.
+    pub fn of(f: &Facts) -> Counters {
+        let resolved = f.reached_resolved();
+        let closed_completed = f.status == Status::Closed && f.outcome == Some(Outcome::Completed);
+        let rated = matches!(
+            f.satisfaction,
+            Some(Satisfaction::Satisfied | Satisfaction::BasicallySatisfied | Satisfaction::Unsatisfied)
+        );
+        let b = i64::from;
+        Counters {
+            total: 1,
+            dismissed: b(f.status == Status::Closed && f.outcome.is_some_and(|o| o != Outcome::Completed)),
+            resolved: b(resolved),
+            completed: b(f.status == Status::Verified || closed_completed),
+            on_time: b(resolved && f.resolved_on_time == Some(true)),
+            assigned: b(f.first_assigned_at.is_some()),
+            responded: b(f.first_assigned_at.is_some() && f.responded),
+            rated: b(rated),
+            satisfied: b(matches!(f.satisfaction, Some(Satisfaction::Satisfied | Satisfaction::BasicallySatisfied))),
+            resolution_secs: if resolved { f.resolution_secs.unwrap_or(0) } else { 0 },
+        }
+    }
+
+    /// Adds `other` times `sign`.
+    pub fn add(&mut self, other: &Counters, sign: i64) {
+        self.total += sign * other.total;
+        self.dismissed += sign * other.dismissed;
+        self.resolved += sign * other.resolved;
+        self.completed += sign * other.completed;
+        self.on_time += sign * other.on_time;
+        self.assigned += sign * other.assigned;
+        self.responded += sign * other.responded;
+        self.rated += sign * other.rated;
+        self.satisfied += sign * other.satisfied;
+        self.resolution_secs += sign * other.resolution_secs;
+    }
+
+    /// All zero: a delta that changes nothing.
+    pub fn is_zero(&self) -> bool {
+        *self == Counters::default()
+    }
+}
+
+/// A dimension of the kept sums.
+pub mod dim {
+    /// Every case of the node.
+    pub const ALL: &str = "";
+    /// Per category (kept for every ancestor).
+    pub const CATEGORY: &str = "category";
+    /// Per kind (kept for every ancestor).
+    pub const KIND: &str = "kind";
+    /// Per department (kept for the case's own jurisdiction only).
+    pub const DEPARTMENT: &str = "department";
+    /// Per programme (kept for the case's own jurisdiction only).
+    pub const PROGRAMME: &str = "programme";
+}
+
+/// Which month a period filter or breakdown counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Basis {
+    /// The month the case was created.
+    Created,
+    /// The month of its deadline.
+    Due,
+}
+
+impl Basis {
+    /// The stored letter.
+    pub fn code(self) -> &'static str {
+        match self {
+            Basis::Created => "c",
+            Basis::Due => "d",
+        }
+    }
+}
+
+/// One row key of the kept sums.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub node: String,
+    pub dim: &'static str,
+    pub value: String,
+    pub basis: Basis,
+    pub month: String,
+}
+
+/// The jurisdiction codes on a materialised path, root first.
+pub fn path_codes(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+/// Every key a case's figures are kept under: for each ancestor (and its own jurisdiction) the
+/// whole, per category and per kind; for its own jurisdiction per department and per programme;
+/// each by creation month and by deadline month.
+pub fn keys(f: &Facts) -> Vec<Key> {
+    let own = path_codes(&f.path).last().unwrap_or_default().to_owned();
+    let months = [(Basis::Created, month_of(f.created_at)), (Basis::Due, month_of(f.due_at))];
+    let mut keys = Vec::with_capacity(32);
+    for (basis, month) in &months {
+        let key = |node: &str, dim: &'static str, value: &str| Key {
+            node: node.to_owned(),
+            dim,
+            value: value.to_owned(),
+            basis: *basis,
+            month: month.clone(),
+        };
+        for node in path_codes(&f.path) {
+            keys.push(key(node, dim::ALL, ""));
+            keys.push(key(node, dim::CATEGORY, &f.category_code));
+            keys.push(key(node, dim::KIND, &f.kind));
+        }
+        if let Some(d) = &f.department_id {
+            keys.push(key(&own, dim::DEPARTMENT, d));
+        }
+        if let Some(p) = &f.programme_id {
+            keys.push(key(&own, dim::PROGRAMME, p));
+        }
+    }
+    keys
+}
+
+/// The changes to the kept sums when a case goes from `before` (`None`: it is new) to `after`:
+/// counter deltas per key, and resolution-hour histogram deltas per (key, hours). Entries that
+/// cancel out are dropped.
+pub fn delta(before: Option<&Facts>, after: &Facts) -> (BTreeMap<Key, Counters>, BTreeMap<(Key, i64), i64>) {
+    let mut sums: BTreeMap<Key, Counters> = BTreeMap::new();
+    let mut hours: BTreeMap<(Key, i64), i64> = BTreeMap::new();
+    let sides = before.map(|b| (b, -1)).into_iter().chain(std::iter::once((after, 1)));
+    for (facts, sign) in sides {
+        let contribution = Counters::of(facts);
+        let h = facts.resolution_hours();
+        for key in keys(facts) {
+            if let Some(h) = h {
+                *hours.entry((key.clone(), h)).or_default() += sign;
+            }
+            sums.entry(key).or_default().add(&contribution, sign);
+        }
+    }
+    sums.retain(|_, c| !c.is_zero());
+    hours.retain(|_, n| *n != 0);
+    (sums, hours)
+}
+
+/// A rate with what it is made of; `value` is `null` when the denominator is 0.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rate {
+    pub value: Option<f64>,
+    pub numerator: i64,
+    pub denominator: i64,
+}
+
+impl Rate {
+    /// `numerator / denominator`, rounded to four decimals.
+    pub fn of(numerator: i64, denominator: i64) -> Rate {
+        let value = (denominator != 0).then(|| round(numerator as f64 / denominator as f64, 4));
+        Rate { value, numerator, denominator }
+    }
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
+
+/// Median and mean hours from creation to resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ResolutionHours {
+    pub median: Option<f64>,
+    pub mean: Option<f64>,
+}
+
+/// The published figures of a scope.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub total: i64,
+    pub dismissed: i64,
+    pub effective: i64,
+    pub resolution_rate: Rate,
+    pub completion_rate: Rate,
+    pub on_time_rate: Rate,
+    pub overdue: i64,
+    pub response_rate: Rate,
+    pub satisfaction_rate: Rate,
+    pub resolution_hours: ResolutionHours,
+}
+
+/// The median of a histogram of whole hours (`(hours, cases)`); the mean of the two middle values
+/// for an even count.
+pub fn median(histogram: &BTreeMap<i64, i64>) -> Option<f64> {
+    let n: i64 = histogram.values().sum();
+    if n <= 0 {
+        return None;
+    }
+    let nth = |k: i64| {
+        let mut seen = 0;
+        for (h, c) in histogram {
+            seen += c;
+            if seen >= k {
+                return *h;
+            }
+        }
+        0
+    };
+    let (lo, hi) = ((n + 1) / 2, n / 2 + 1);
+    Some(round((nth(lo) + nth(hi)) as f64 / 2.0, 2))
+}
+
+/// Makes the published figures from summed counters, the hour histogram and the overdue count.
+pub fn summarize(c: &Counters, histogram: &BTreeMap<i64, i64>, overdue: i64) -> Summary {
+    let effective = c.total - c.dismissed;
+    Summary {
+        total: c.total,
+        dismissed: c.dismissed,
+        effective,
+        resolution_rate: Rate::of(c.resolved, effective),
+        completion_rate: Rate::of(c.completed, effective),
+        on_time_rate: Rate::of(c.on_time, c.resolved),
+        overdue,
+        response_rate: Rate::of(c.responded, c.assigned),
+        satisfaction_rate: Rate::of(c.satisfied, c.rated),
+        resolution_hours: ResolutionHours {
+            median: median(histogram),
+            mean: (c.resolved > 0).then(|| round(c.resolution_secs as f64 / c.resolved as f64 / 3600.0, 2)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        let h = |pairs: &[(i64, i64)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+        assert_eq!(median(&h(&[])), None);
+        assert_eq!(median(&h(&[(5, 1)])), Some(5.0));
+        assert_eq!(median(&h(&[(1, 1), (4, 1)])), Some(2.5));
+        assert_eq!(median(&h(&[(1, 2), (9, 1)])), Some(1.0));
+        assert_eq!(median(&h(&[(1, 1), (3, 2), (8, 1)])), Some(3.0));
+    }
+
+    #[test]
+    fn rates_have_null_values_for_empty_denominators() {
+        assert_eq!(Rate::of(0, 0).value, None);
+        assert_eq!(Rate::of(2, 3).value, Some(0.6667));
+    }
+
+    #[test]
+    fn months_are_china_standard_time() {
+        let t = DateTime::parse_from_rfc3339("2026-01-31T17:00:00Z").map(|t| t.with_timezone(&Utc)).ok();
+        assert_eq!(t.map(month_of).as_deref(), Some("2026-02"));
+    }
+}
