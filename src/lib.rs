@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod middleware;
 pub mod routes;
+pub mod seed;
 pub mod service;
 pub mod state;
 

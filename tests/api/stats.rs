@@ -574,9 +574,64 @@ fn ledgers_stream_as_csv(b: Backend) {
     assert_eq!(w.app.get("/api/v1/cases.csv?status=lost", &w.supervisor).bad_fields(), vec!["status"]);
 }
 
+fn seeded_demo_data_agrees_with_its_events(b: Backend) {
+    let app = crate::support::TestApp::start(b);
+    {
+        let state = minsheng::init_state(crate::support::test_config(&app.database_url)).expect("state");
+        let mut conn = state.pool.get().expect("conn");
+        let plan =
+            minsheng::seed::SeedPlan { cases: 300, cities: 2, counties_per_city: 2, townships_per_county: 2, seed: 5 };
+        let report = minsheng::seed::seed(&mut conn, &plan, |_| {}).expect("seed");
+        assert_eq!(report.cases, 300);
+        // Seeding twice is refused rather than doubling the data.
+        assert!(minsheng::seed::seed(&mut conn, &plan, |_| {}).is_err());
+    }
+    app.create_admin("root", PASSWORD, None);
+    let admin = app.login("root", PASSWORD);
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/cases?limit=200&cursor={c}"),
+            None => "/api/v1/cases?limit=200".to_owned(),
+        };
+        let page = app.get(&path, &admin).expect(200).clone();
+        for case in page["items"].as_array().expect("items") {
+            let events = app
+                .get(&format!("/api/v1/cases/{}/events", case["id"].as_str().expect("id")), &admin)
+                .expect(200)
+                .clone();
+            all.push(replay(case, &events));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), 300);
+    let now = Utc::now();
+    let window = Duration::hours(24);
+    let everything: Vec<&Replayed> = all.iter().collect();
+    check(
+        "seeded province",
+        &app.get("/api/v1/stats/summary", &admin).expect(200).clone(),
+        &figures(&everything, now, window),
+    );
+    let by_city =
+        app.get("/api/v1/stats/breakdown?by=jurisdiction&jurisdiction_code=530000", &admin).expect(200).clone();
+    for g in by_city["groups"].as_array().expect("groups") {
+        let city = g["key"].as_str().expect("key");
+        let members: Vec<&Replayed> = all.iter().filter(|c| c.jurisdiction.starts_with(&city[..4])).collect();
+        check(&format!("seeded city {city}"), g, &figures(&members, now, window));
+    }
+    let median = app.get("/api/v1/stats/summary", &admin).expect(200)["resolution_hours"]["median"].clone();
+    assert!(median.as_f64().is_some_and(|m| m > 1.0), "seeded durations span hours: {median}");
+}
+
 both!(
     figures_agree_with_the_audit_trail,
     statistics_stay_in_scope,
     overdue_list_and_programme_progress,
-    ledgers_stream_as_csv
+    ledgers_stream_as_csv,
+    seeded_demo_data_agrees_with_its_events
 );
