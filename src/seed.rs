@@ -3,6 +3,11 @@
 //! programmes, and cases whose lifecycles match their age, each with its full audit trail and its
 //! share of the kept statistics. Deterministic for a given seed; written in bulk, in chunks.
 
+#![expect(
+    clippy::indexing_slicing,
+    reason = "indices come from gen_range over the same slice, and county maps are built from the same tree"
+)]
+
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
