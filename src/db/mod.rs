@@ -160,12 +160,20 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<usize, String> {
 
 /// Runs `work` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so a transaction that reads and
 /// then writes waits for the write lock up front instead of failing with SQLITE_BUSY half-way), a
-/// plain `BEGIN` on PostgreSQL. Commits on `Ok`, rolls back on `Err`.
+/// plain `BEGIN` on PostgreSQL. Commits on `Ok`, rolls back on `Err`. Nested in another write
+/// transaction it is a savepoint.
 pub fn write_tx<T, E>(conn: &mut DbConn, work: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
 {
+    // Inside an outer write transaction (an idempotent request records its answer in the same
+    // transaction as its work), this one becomes a savepoint of it.
+    let nested = <DbConn as TransactionManager<DbConn>>::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .map_err(diesel::result::Error::from)?
+        .is_some();
     match conn {
+        _ if nested => <DbConn as TransactionManager<DbConn>>::begin_transaction(conn)?,
         DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
         DbConn::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
     }

@@ -431,15 +431,42 @@ pub fn breakdown(conn: &mut DbConn, p: &Principal, sq: StatsQuery, by: By) -> Ap
     } else {
         Vec::new()
     };
-    let child_of =
-        |path: &str| children.iter().find(|(_, _, cp)| path.starts_with(cp.as_str())).map(|(c, _, _)| c.clone());
+    // Cases logged at the requested node itself (not in any child) form a group of their own, so
+    // the groups add up to the summary.
+    let own: Option<(String, String)> = match (by, &scope.range, scope.nodes.first()) {
+        (By::Jurisdiction, Some((path, _)), Some(code)) => Some((code.clone(), path.clone())),
+        _ => None,
+    };
+    let child_of = |path: &str| {
+        children
+            .iter()
+            .find(|(_, _, cp)| path.starts_with(cp.as_str()))
+            .map(|(c, _, _)| c.clone())
+            .or_else(|| own.as_ref().filter(|(_, p)| p == path).map(|(c, _)| c.clone()))
+    };
     let single = sq.single_dim();
     let filter = row_filter(&sq, &scope);
     let groups: BTreeMap<String, Acc> = match (by, &filter, &single) {
         // Children's own sums hold their subtrees (all, per category, per kind).
         (By::Jurisdiction, Some(f), Ok(None | Some((dim::CATEGORY | dim::KIND, _)))) => {
-            let f = RowFilter { nodes: Some(children.iter().map(|(c, _, _)| c.clone()).collect()), ..f.clone() };
-            from_sums(conn, &f, |node, _, _| Some(node.to_owned()))?
+            let child_rows =
+                RowFilter { nodes: Some(children.iter().map(|(c, _, _)| c.clone()).collect()), ..f.clone() };
+            let mut groups = from_sums(conn, &child_rows, |node, _, _| Some(node.to_owned()))?;
+            if let Some((code, _)) = &own {
+                // The node's own cases: its sums less its children's.
+                let mut rest = one_group(conn, &sq, &scope)?;
+                for acc in groups.values() {
+                    rest.counters.add(&acc.counters, -1);
+                    for (h, n) in &acc.hours {
+                        *rest.hours.entry(*h).or_default() -= n;
+                    }
+                }
+                rest.hours.retain(|_, n| *n != 0);
+                if !rest.counters.is_zero() {
+                    groups.insert(code.clone(), rest);
+                }
+            }
+            groups
         }
         (By::Month, Some(f), _) => from_sums(conn, f, |_, _, month| Some(month.to_owned()))?,
         (By::Category, Some(f), Ok(None)) => {
@@ -480,6 +507,7 @@ pub fn breakdown(conn: &mut DbConn, p: &Principal, sq: StatsQuery, by: By) -> Ap
     keys.dedup();
     let names = names(conn, by, &keys, &children)?;
     let empty = Acc::default();
+    let is_child = |key: &str| children.iter().any(|(c, _, _)| c == key);
     let groups = keys
         .into_iter()
         .map(|key| {
@@ -487,6 +515,9 @@ pub fn breakdown(conn: &mut DbConn, p: &Principal, sq: StatsQuery, by: By) -> Ap
             let figures = stats::summarize(&acc.counters, &acc.hours, overdue.get(&key).copied().unwrap_or(0));
             Group { name: names.get(&key).cloned(), key, figures }
         })
+        // Every child is listed; other groups only when they hold cases (kept sums can linger at
+        // zero after a case moves away).
+        .filter(|g| g.figures.total != 0 || g.figures.overdue != 0 || is_child(&g.key))
         .collect();
     let by = By::NAMES.get(by as usize).copied().unwrap_or("jurisdiction");
     Ok(Breakdown { by, groups })
@@ -503,6 +534,12 @@ fn names(
         By::Jurisdiction => {
             for (code, name, _) in children {
                 names.insert(code.clone(), name.clone());
+            }
+            let own: Vec<&String> = keys.iter().filter(|k| !names.contains_key(*k)).collect();
+            for k in own {
+                if let Some(j) = reference::jurisdiction(conn, k)? {
+                    names.insert(k.clone(), format!("{}（本级）", j.name));
+                }
             }
         }
         By::Department => {
