@@ -389,6 +389,7 @@ fn lifecycle(
         responded: false,
         resolved_on_time: None,
         resolution_secs: None,
+        overdue_notified_at: None,
     };
     let mut events = Vec::new();
     let mut event = |case: &mut Case, action: &str, from: Option<&str>, at: DateTime<Utc>, data: serde_json::Value| {

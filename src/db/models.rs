@@ -145,6 +145,7 @@ pub struct Case {
     pub responded: bool,
     pub resolved_on_time: Option<bool>,
     pub resolution_secs: Option<i64>,
+    pub overdue_notified_at: Option<NaiveDateTime>,
 }
 
 /// The lifecycle columns an action rewrites (all of them, `None` meaning NULL).
@@ -172,6 +173,8 @@ pub struct CaseLifecycleChanges {
     pub responded: bool,
     pub resolved_on_time: Option<bool>,
     pub resolution_secs: Option<i64>,
+    /// When `case.overdue` was sent for the current deadline (cleared when the deadline moves).
+    pub overdue_notified_at: Option<NaiveDateTime>,
 }
 
 /// An audit-trail row.

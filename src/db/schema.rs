@@ -121,6 +121,7 @@ diesel::table! {
         responded -> Bool,
         resolved_on_time -> Nullable<Bool>,
         resolution_secs -> Nullable<BigInt>,
+        overdue_notified_at -> Nullable<Timestamp>,
     }
 }
 
@@ -267,3 +268,83 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(case_stats, case_stats_hours, jurisdictions);
+
+diesel::table! {
+    idempotency_keys (principal_id, key) {
+        principal_id -> Text,
+        key -> Text,
+        request_hash -> Text,
+        claimed_at -> Timestamp,
+        status -> Nullable<Integer>,
+        response_body -> Nullable<Text>,
+        response_headers -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        owner_id -> Text,
+        owner_kind -> Text,
+        owner_role -> Text,
+        scope_path -> Nullable<Text>,
+        url -> Text,
+        events -> Text,
+        secret -> Text,
+        active -> Bool,
+        disabled_reason -> Nullable<Text>,
+        failing_since -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_outbox (id) {
+        id -> Text,
+        webhook_id -> Text,
+        case_id -> Text,
+        event_type -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        delivered_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Text,
+        outbox_id -> Text,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    import_jobs (id) {
+        id -> Text,
+        principal_id -> Text,
+        format -> Text,
+        state -> Text,
+        total_rows -> BigInt,
+        processed -> BigInt,
+        created -> BigInt,
+        existing -> BigInt,
+        rejected -> BigInt,
+        results -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(webhook_outbox -> webhooks (webhook_id));
+diesel::allow_tables_to_appear_in_same_query!(webhooks, webhook_outbox, webhook_attempts);

@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use super::idempotent::{self, Answer};
 use super::{JsonBody, QueryPairs};
 use crate::domain::access::Principal;
 use crate::domain::input::Query;
@@ -23,14 +24,18 @@ fn with_etag(mut res: actix_web::HttpResponseBuilder, case: &CaseView) -> HttpRe
 pub async fn create(
     state: web::Data<AppState>,
     p: Principal,
+    req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, AppError> {
     p.require_case_intake()?;
     let new = svc::NewCase::parse(&body)?;
-    let case = state.db(move |conn| svc::create(conn, &p, new)).await?;
-    let mut res = HttpResponse::Created();
-    res.insert_header((header::LOCATION, format!("/api/v1/cases/{}", case.id)));
-    Ok(with_etag(res, &case))
+    let caller = p.clone();
+    idempotent::run(&state, &p, &req, &body, move |conn| {
+        let case = svc::create(conn, &caller, new)?;
+        let (location, etag) = (format!("/api/v1/cases/{}", case.id), case.etag());
+        Ok(Answer::created(case, location)?.with("ETag", etag))
+    })
+    .await
 }
 
 /// `GET /api/v1/cases/{id}`; `?include_personal_data=true` unmasks the complainant for those
@@ -83,8 +88,13 @@ pub async fn act(
     };
     let cmd = Command::parse(action, &body)?;
     let window = chrono::Duration::from_std(state.config.response_window).unwrap_or(chrono::Duration::hours(24));
-    let case = state.db(move |conn| svc::act(conn, &p, &id, if_match, cmd, window)).await?;
-    Ok(with_etag(HttpResponse::Ok(), &case))
+    let caller = p.clone();
+    idempotent::run(&state, &p, &req, &body, move |conn| {
+        let case = svc::act(conn, &caller, &id, if_match, cmd, window)?;
+        let etag = case.etag();
+        Ok(Answer::ok(case)?.with("ETag", etag))
+    })
+    .await
 }
 
 /// `GET /api/v1/cases/{id}/events`.

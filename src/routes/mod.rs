@@ -8,6 +8,7 @@ mod cases;
 mod docs;
 mod exports;
 mod health;
+mod idempotent;
 mod reference;
 mod stats;
 mod users;

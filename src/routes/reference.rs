@@ -1,6 +1,8 @@
 //! Reference data endpoints: jurisdictions, departments, categories, programmes.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::idempotent::{self, Answer};
 
 use super::{JsonBody, QueryPairs};
 use crate::domain::access::Principal;
@@ -8,10 +10,6 @@ use crate::domain::input::Query;
 use crate::error::AppError;
 use crate::service::{path_id, reference as svc, PageRequest};
 use crate::state::AppState;
-
-fn created<T: serde::Serialize>(location: String, body: T) -> HttpResponse {
-    HttpResponse::Created().insert_header(("Location", location)).json(body)
-}
 
 /// `GET /api/v1/jurisdictions?parent_code=`.
 pub async fn list_jurisdictions(
@@ -30,12 +28,18 @@ pub async fn list_jurisdictions(
 pub async fn create_jurisdiction(
     state: web::Data<AppState>,
     p: Principal,
+    req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, AppError> {
     p.require_admin()?;
     let new = svc::NewJurisdiction::parse(&body)?;
-    let j = state.db(move |conn| svc::create_jurisdiction(conn, &p, new)).await?;
-    Ok(created(format!("/api/v1/jurisdictions/{}", j.code), j))
+    let caller = p.clone();
+    idempotent::run(&state, &p, &req, &body, move |conn| {
+        let j = svc::create_jurisdiction(conn, &caller, new)?;
+        let location = format!("/api/v1/jurisdictions/{}", j.code);
+        Answer::created(j, location)
+    })
+    .await
 }
 
 /// `GET /api/v1/jurisdictions/{code}`.
@@ -78,12 +82,18 @@ pub async fn list_departments(
 pub async fn create_department(
     state: web::Data<AppState>,
     p: Principal,
+    req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, AppError> {
     p.require_admin()?;
     let new = svc::NewDepartment::parse(&body)?;
-    let d = state.db(move |conn| svc::create_department(conn, &p, new)).await?;
-    Ok(created(format!("/api/v1/departments/{}", d.id), d))
+    let caller = p.clone();
+    idempotent::run(&state, &p, &req, &body, move |conn| {
+        let d = svc::create_department(conn, &caller, new)?;
+        let location = format!("/api/v1/departments/{}", d.id);
+        Answer::created(d, location)
+    })
+    .await
 }
 
 /// `GET /api/v1/departments/{id}`.
@@ -125,12 +135,18 @@ pub async fn list_categories(
 pub async fn create_category(
     state: web::Data<AppState>,
     p: Principal,
+    req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, AppError> {
     p.require_admin()?;
     let new = svc::NewCategory::parse(&body)?;
-    let c = state.db(move |conn| svc::create_category(conn, &p, new)).await?;
-    Ok(created(format!("/api/v1/categories/{}", c.code), c))
+    let caller = p.clone();
+    idempotent::run(&state, &p, &req, &body, move |conn| {
+        let c = svc::create_category(conn, &caller, new)?;
+        let location = format!("/api/v1/categories/{}", c.code);
+        Answer::created(c, location)
+    })
+    .await
 }
 
 /// `GET /api/v1/categories/{code}`.
@@ -174,12 +190,18 @@ pub async fn list_programmes(
 pub async fn create_programme(
     state: web::Data<AppState>,
     p: Principal,
+    req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, AppError> {
     p.require_admin()?;
     let new = svc::NewProgramme::parse(&body)?;
-    let prog = state.db(move |conn| svc::create_programme(conn, &p, new)).await?;
-    Ok(created(format!("/api/v1/programmes/{}", prog.id), prog))
+    let caller = p.clone();
+    idempotent::run(&state, &p, &req, &body, move |conn| {
+        let prog = svc::create_programme(conn, &caller, new)?;
+        let location = format!("/api/v1/programmes/{}", prog.id);
+        Answer::created(prog, location)
+    })
+    .await
 }
 
 /// `GET /api/v1/programmes/{id}`.

@@ -227,6 +227,7 @@ pub async fn me(state: web::Data<AppState>, p: Principal) -> Result<HttpResponse
 pub async fn create(
     state: web::Data<AppState>,
     p: Principal,
+    req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, AppError> {
     p.require_admin()?;
@@ -234,8 +235,13 @@ pub async fn create(
     let hasher = state.hasher.clone();
     let password = std::mem::take(&mut new.password);
     let hash = state.cpu(move || hasher.hash(&password).map_err(AppError::Internal)).await?;
-    let user = state.db(move |conn| svc::create_user(conn, &p, new, hash)).await?;
-    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/users/{}", user.id))).json(user))
+    let caller = p.clone();
+    super::idempotent::run(&state, &p, &req, &body, move |conn| {
+        let user = svc::create_user(conn, &caller, new, hash)?;
+        let location = format!("/api/v1/users/{}", user.id);
+        super::idempotent::Answer::created(user, location)
+    })
+    .await
 }
 
 /// `GET /api/v1/users` (admins).

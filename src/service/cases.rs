@@ -396,6 +396,7 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
             responded: false,
             resolved_on_time: None,
             resolution_secs: None,
+            overdue_notified_at: None,
         };
         let has_external = case.external_id.is_some();
         q::insert(conn, &case).map_err(|e| match AppError::from(e) {
@@ -638,6 +639,8 @@ pub fn act(
             responded: state.responded,
             resolved_on_time: state.resolved_on_time,
             resolution_secs: state.resolution_secs,
+            // A new deadline may pass again, and is announced again.
+            overdue_notified_at: if state.due_at == from_db(case.due_at) { case.overdue_notified_at } else { None },
         };
         if !q::update_lifecycle(conn, id, old_version, &changes)? {
             let current = q::get(conn, id)?.map_or(old_version, |c| c.version);
