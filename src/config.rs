@@ -38,6 +38,16 @@ pub struct Config {
     /// `MINSHENG_EXPORT_BATCH`: rows a CSV export reads per database round trip (default 1000);
     /// bounds the memory an export holds.
     pub export_batch: i64,
+    /// `MINSHENG_WEBHOOK_POLL_MS`: how often the dispatcher looks for due deliveries (default 1000).
+    pub webhook_poll: Duration,
+    /// `MINSHENG_WEBHOOK_TIMEOUT_SECS`: how long one delivery may take (default 10).
+    pub webhook_timeout: Duration,
+    /// `MINSHENG_WEBHOOK_RETRY_BASE_MS`: the first retry delay, doubled after each failure up to
+    /// an hour, with ±50 % jitter (default 5000).
+    pub webhook_retry_base: Duration,
+    /// `MINSHENG_OVERDUE_SCAN_SECS`: how often cases that passed their deadline are announced
+    /// (`case.overdue`, default 60).
+    pub overdue_scan: Duration,
     /// `MINSHENG_REFRESH_TOKEN_TTL_SECS`: how long a session (and its refresh tokens) lasts (default 30 days).
     pub refresh_token_ttl: Duration,
     /// `MINSHENG_SESSION_CHECK_SECS`: how long a process trusts its last look at a session (default 5;
@@ -74,6 +84,10 @@ impl Default for Config {
             argon2_iterations: 2,
             response_window: Duration::from_secs(24 * 3600),
             export_batch: 1000,
+            webhook_poll: Duration::from_millis(1000),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_retry_base: Duration::from_millis(5000),
+            overdue_scan: Duration::from_secs(60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             session_check_ttl: Duration::from_secs(5),
             login_max_failures: 5,
@@ -134,6 +148,24 @@ impl Config {
                 var("MINSHENG_ARGON2_ITERATIONS"),
                 d.argon2_iterations,
             )?,
+            webhook_poll: Duration::from_millis(
+                num("MINSHENG_WEBHOOK_POLL_MS", var("MINSHENG_WEBHOOK_POLL_MS"), 1000u64)?.max(10),
+            ),
+            webhook_timeout: Duration::from_secs(num(
+                "MINSHENG_WEBHOOK_TIMEOUT_SECS",
+                var("MINSHENG_WEBHOOK_TIMEOUT_SECS"),
+                10u64,
+            )?),
+            webhook_retry_base: Duration::from_millis(num(
+                "MINSHENG_WEBHOOK_RETRY_BASE_MS",
+                var("MINSHENG_WEBHOOK_RETRY_BASE_MS"),
+                5000u64,
+            )?),
+            overdue_scan: Duration::from_secs(num(
+                "MINSHENG_OVERDUE_SCAN_SECS",
+                var("MINSHENG_OVERDUE_SCAN_SECS"),
+                60u64,
+            )?),
             export_batch: num("MINSHENG_EXPORT_BATCH", var("MINSHENG_EXPORT_BATCH"), d.export_batch)?.clamp(1, 100_000),
             response_window: Duration::from_secs(
                 3600 * num("MINSHENG_RESPONSE_WINDOW_HOURS", var("MINSHENG_RESPONSE_WINDOW_HOURS"), 24u64)?,

@@ -6,6 +6,7 @@
 //! status codes. `main.rs` is the CLI.
 
 pub mod auth;
+pub mod background;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -107,6 +108,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let state = web::block(move || init_state(config)).await.map_err(|e| e.to_string())??;
     let backend = state.backend.name();
     let state = web::Data::new(state);
+    background::start(state.clone());
     let mut server = HttpServer::new(move || app(state.clone())).shutdown_timeout(grace);
     if let Some(n) = workers {
         server = server.workers(n);

@@ -14,6 +14,7 @@ pub mod schema;
 pub mod sessions;
 pub mod stats;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 

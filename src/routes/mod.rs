@@ -12,6 +12,7 @@ mod idempotent;
 mod reference;
 mod stats;
 mod users;
+mod webhooks;
 
 pub use body::JsonBody;
 
@@ -114,6 +115,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/programmes/{id}/progress").route(web::get().to(stats::progress)))
                 .service(resource("/programmes/{id}/ledger.csv").route(web::get().to(exports::ledger)))
                 .service(resource("/cases.csv").route(web::get().to(exports::cases)))
+                .service(
+                    resource("/webhooks").route(web::get().to(webhooks::list)).route(web::post().to(webhooks::create)),
+                )
+                .service(
+                    resource("/webhooks/{id}")
+                        .route(web::get().to(webhooks::get))
+                        .route(web::patch().to(webhooks::update)),
+                )
+                .service(resource("/webhooks/{id}/deliveries").route(web::get().to(webhooks::deliveries)))
+                .service(
+                    resource("/webhooks/{id}/deliveries/{event_id}/redeliver")
+                        .route(web::post().to(webhooks::redeliver)),
+                )
                 .service(resource("/audit/admin").route(web::get().to(audit::admin)))
                 .service(resource("/audit/personal-data").route(web::get().to(audit::personal_data)))
                 .service(resource("/cases/{id}/actions/{action}").route(web::post().to(cases::act))),

@@ -143,6 +143,11 @@ pub fn sees_personal_data(p: &Principal, case: &Case) -> bool {
     }
 }
 
+/// The case as an outsider sees it (personal data masked), e.g. in a webhook payload.
+pub fn masked_view(case: Case, now: DateTime<Utc>) -> AppResult<CaseView> {
+    view(case, false, now)
+}
+
 /// Shapes a case for the API. Personal data is masked unless `reveal` (which the caller has
 /// checked and logged).
 fn view(case: Case, reveal: bool, now: DateTime<Utc>) -> AppResult<CaseView> {
@@ -416,6 +421,7 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
         };
         record_event(conn, &case.id, 1, None, &draft, p, t)?;
         super::stats::record_change(conn, None, &case)?;
+        super::webhooks::enqueue(conn, &case, "case.created", t)?;
         tracing::info!(case_id = %case.id, case_ref = %case.case_ref, "case created");
         view(case, false, t)
     })
@@ -650,6 +656,9 @@ pub fn act(
         tracing::info!(case_id = %id, action = %draft.action, from = %from, to = %draft.to_status, "case action");
         let updated = q::get(conn, id)?.ok_or_else(|| AppError::not_found("case"))?;
         super::stats::record_change(conn, Some(&case), &updated)?;
+        if let Some(event) = super::webhooks::event_type(draft.action) {
+            super::webhooks::enqueue(conn, &updated, event, t)?;
+        }
         view(updated, false, t)
     })
 }

@@ -10,6 +10,7 @@ pub mod reference;
 pub mod sessions;
 pub mod stats;
 pub mod users;
+pub mod webhooks;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

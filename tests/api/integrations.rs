@@ -50,7 +50,8 @@ fn retries_with_one_key_create_one_case(b: Backend) {
     post_with_key(&w, &w.supervisor, "/api/v1/cases", "retry-0002", &bad).expect_problem(422, "validation_failed");
     post_with_key(&w, &w.supervisor, "/api/v1/cases", "retry-0002", &body).expect(201);
     // Keys are visible ASCII, 1-255 characters.
-    post_with_key(&w, &w.supervisor, "/api/v1/cases", "two words", &body).expect_problem(400, "invalid_idempotency_key");
+    post_with_key(&w, &w.supervisor, "/api/v1/cases", "two words", &body)
+        .expect_problem(400, "invalid_idempotency_key");
     let long = "k".repeat(256);
     post_with_key(&w, &w.supervisor, "/api/v1/cases", &long, &body).expect_problem(400, "invalid_idempotency_key");
     // Reference data and users honour it as well.

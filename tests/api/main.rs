@@ -16,3 +16,4 @@ mod project;
 mod reference;
 mod security;
 mod stats;
+mod webhooks;

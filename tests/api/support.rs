@@ -89,7 +89,46 @@ pub struct TestApp {
     agent: ureq::Agent,
     stop: Option<actix_web::dev::ServerHandle>,
     schema: Option<String>,
+    config: Config,
     _dir: tempfile::TempDir,
+}
+
+/// Another service process on a test's database.
+pub struct SecondProcess {
+    pub base: String,
+    handle: Option<actix_web::dev::ServerHandle>,
+}
+
+impl Drop for SecondProcess {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            futures_lite_block(h.stop(false));
+        }
+    }
+}
+
+/// Runs a service (HTTP server and background work) on its own thread; returns its port.
+fn spawn_server(config: Config) -> (u16, actix_web::dev::ServerHandle) {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let system = actix_web::rt::System::new();
+        system.block_on(async move {
+            let state = actix_web::web::Data::new(minsheng::init_state(config.clone()).expect("init state"));
+            let state_for_background = state.clone();
+            let server = actix_web::HttpServer::new(move || minsheng::app(state.clone()))
+                .workers(config.workers.unwrap_or(2))
+                .shutdown_timeout(1)
+                .disable_signals()
+                .bind("127.0.0.1:0")
+                .expect("bind");
+            minsheng::background::start(state_for_background);
+            let port = server.addrs()[0].port();
+            let server = server.run();
+            tx.send((port, server.handle())).expect("send port");
+            server.await.expect("server");
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(60)).expect("server did not start")
 }
 
 /// The configuration every test server uses: cheap password hashing, a fixed JWT secret, no API
@@ -141,24 +180,7 @@ impl TestApp {
         let (database_url, schema) = fresh_database(backend, dir.path());
         let mut config = test_config(&database_url);
         adjust(&mut config);
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let system = actix_web::rt::System::new();
-            system.block_on(async move {
-                let state = actix_web::web::Data::new(minsheng::init_state(config.clone()).expect("init state"));
-                let server = actix_web::HttpServer::new(move || minsheng::app(state.clone()))
-                    .workers(config.workers.unwrap_or(2))
-                    .shutdown_timeout(1)
-                    .disable_signals()
-                    .bind("127.0.0.1:0")
-                    .expect("bind");
-                let port = server.addrs()[0].port();
-                let server = server.run();
-                tx.send((port, server.handle())).expect("send port");
-                server.await.expect("server");
-            });
-        });
-        let (port, handle) = rx.recv_timeout(Duration::from_secs(60)).expect("server did not start");
+        let (port, handle) = spawn_server(config.clone());
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
         TestApp {
             backend,
@@ -167,8 +189,26 @@ impl TestApp {
             agent,
             stop: Some(handle),
             schema,
+            config,
             _dir: dir,
         }
+    }
+
+    /// Stops this process and starts a new one on the same database (what a crash and restart
+    /// leaves behind, minus the in-flight requests).
+    pub fn restart(&mut self) {
+        if let Some(handle) = self.stop.take() {
+            futures_lite_block(handle.stop(false));
+        }
+        let (port, handle) = spawn_server(self.config.clone());
+        self.base = format!("http://127.0.0.1:{port}");
+        self.stop = Some(handle);
+    }
+
+    /// Starts a second service process on the same database; it stops when dropped.
+    pub fn second_process(&self) -> SecondProcess {
+        let (port, handle) = spawn_server(self.config.clone());
+        SecondProcess { base: format!("http://127.0.0.1:{port}"), handle: Some(handle) }
     }
 
     /// Sends a request; `body` is sent as JSON when given.
