@@ -38,6 +38,8 @@ pub struct Config {
     /// `MINSHENG_EXPORT_BATCH`: rows a CSV export reads per database round trip (default 1000);
     /// bounds the memory an export holds.
     pub export_batch: i64,
+    /// `MINSHENG_MAX_IMPORT_BYTES`: the largest bulk-import upload (default 64 MiB).
+    pub max_import_bytes: usize,
     /// `MINSHENG_WEBHOOK_POLL_MS`: how often the dispatcher looks for due deliveries (default 1000).
     pub webhook_poll: Duration,
     /// `MINSHENG_WEBHOOK_TIMEOUT_SECS`: how long one delivery may take (default 10).
@@ -84,6 +86,7 @@ impl Default for Config {
             argon2_iterations: 2,
             response_window: Duration::from_secs(24 * 3600),
             export_batch: 1000,
+            max_import_bytes: 64 * 1024 * 1024,
             webhook_poll: Duration::from_millis(1000),
             webhook_timeout: Duration::from_secs(10),
             webhook_retry_base: Duration::from_millis(5000),
@@ -148,6 +151,7 @@ impl Config {
                 var("MINSHENG_ARGON2_ITERATIONS"),
                 d.argon2_iterations,
             )?,
+            max_import_bytes: num("MINSHENG_MAX_IMPORT_BYTES", var("MINSHENG_MAX_IMPORT_BYTES"), d.max_import_bytes)?,
             webhook_poll: Duration::from_millis(
                 num("MINSHENG_WEBHOOK_POLL_MS", var("MINSHENG_WEBHOOK_POLL_MS"), 1000u64)?.max(10),
             ),

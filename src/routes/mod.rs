@@ -9,6 +9,7 @@ mod docs;
 mod exports;
 mod health;
 mod idempotent;
+mod imports;
 mod reference;
 mod stats;
 mod users;
@@ -114,6 +115,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/stats/overdue").route(web::get().to(stats::overdue)))
                 .service(resource("/programmes/{id}/progress").route(web::get().to(stats::progress)))
                 .service(resource("/programmes/{id}/ledger.csv").route(web::get().to(exports::ledger)))
+                .service(resource("/cases:import").route(web::post().to(imports::start)))
+                .service(resource("/imports/{id}").route(web::get().to(imports::get)))
                 .service(resource("/cases.csv").route(web::get().to(exports::cases)))
                 .service(
                     resource("/webhooks").route(web::get().to(webhooks::list)).route(web::post().to(webhooks::create)),

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cases;
 pub mod export;
 pub mod idempotency;
+pub mod imports;
 pub mod reference;
 pub mod sessions;
 pub mod stats;

@@ -92,8 +92,106 @@ fn keys_expire_after_a_day(b: Backend) {
     assert_eq!(minsheng::service::idempotency::purge_expired(&mut conn, later).expect("purge"), 1);
 }
 
+fn wait_for_import(w: &World, token: &str, location: &str) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let job = w.app.get(location, token).expect(200).clone();
+        if job["state"] != "running" || started.elapsed() > std::time::Duration::from_secs(60) {
+            return job;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn bulk_import_reports_every_row_and_reruns_create_nothing(b: Backend) {
+    let w = World::new(b);
+    let row = |id: &str, title: &str| {
+        let mut c = w.complaint(title);
+        c["external"] = json!({"source": "yn12345", "id": id});
+        c.to_string()
+    };
+    let mut no_external = w.complaint("没有外部编号");
+    no_external["external"] = serde_json::Value::Null;
+    let mut sibling = w.complaint("鲁甸县的");
+    sibling["jurisdiction_code"] = json!("530621");
+    sibling["external"] = json!({"source": "yn12345", "id": "GD-9"});
+    let lines = [
+        row("GD-1", "第一件"),
+        "{not json".to_owned(),
+        row("GD-2", "第二件"),
+        json!({"kind": "complaint", "external": {"source": "yn12345", "id": "GD-3"}}).to_string(),
+        no_external.to_string(),
+        sibling.to_string(),
+        row("GD-4", "第四件"),
+    ]
+    .join("\n");
+    let r = w.app.raw("POST", "/api/v1/cases:import", Some(&w.supervisor), "application/x-ndjson", lines.as_bytes());
+    assert_eq!(r.status, 202, "{}", r.text);
+    let location = r.header("location").expect("location").to_owned();
+    let job = wait_for_import(&w, &w.supervisor, &location);
+    assert_eq!(job["state"], "done");
+    assert_eq!(
+        (job["total_rows"].clone(), job["created"].clone(), job["rejected"].clone()),
+        (json!(7), json!(3), json!(4))
+    );
+    let statuses: Vec<&str> =
+        job["results"].as_array().expect("results").iter().map(|r| r["status"].as_str().expect("s")).collect();
+    assert_eq!(statuses, vec!["created", "rejected", "created", "rejected", "rejected", "rejected", "created"]);
+    let fields = |i: usize| -> Vec<String> {
+        job["results"][i]["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .map(|e| e["field"].as_str().expect("f").to_owned())
+            .collect()
+    };
+    assert!(fields(3).contains(&"title".to_owned()), "{:?}", fields(3));
+    assert_eq!(fields(4), vec!["external"]);
+    assert_eq!(fields(5), vec!["jurisdiction_code"], "a row outside the caller's scope is refused");
+    // The same file again: nothing new, each row reported as existing.
+    let again =
+        w.app.raw("POST", "/api/v1/cases:import", Some(&w.supervisor), "application/x-ndjson", lines.as_bytes());
+    let job2 = wait_for_import(&w, &w.supervisor, again.header("location").expect("location"));
+    assert_eq!((job2["created"].clone(), job2["existing"].clone()), (json!(0), json!(3)));
+    assert_eq!(job2["results"][0]["id"], job["results"][0]["id"]);
+    assert_eq!(count_cases(&w), 3);
+    // Only the caller who started a job sees it.
+    w.app.get(&location, &w.admin).expect_problem(404, "not_found");
+}
+
+fn bulk_import_reads_csv_with_or_without_bom(b: Backend) {
+    let w = World::new(b);
+    let mut csv = String::from("\u{feff}kind,title,description,category_code,jurisdiction_code,channel,complainant_name,external_source,external_id\r\n");
+    for i in 0..450 {
+        csv.push_str(&format!("complaint,\"第{i}件, 停水\",\"村民反映\"\"停水\"\"\",drinking_water,530602,hotline,张三,petition,P-{i}\r\n"));
+    }
+    let r = w.app.raw("POST", "/api/v1/cases:import", Some(&w.admin), "text/csv; charset=utf-8", csv.as_bytes());
+    let job = wait_for_import(&w, &w.admin, r.header("location").expect("location"));
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["created"], 450, "{}", job["results"][0]);
+    let first = job["results"][0]["id"].as_str().expect("id").to_owned();
+    let case = w.app.get(&format!("/api/v1/cases/{first}"), &w.admin).expect(200).clone();
+    assert_eq!(case["title"], "第0件, 停水");
+    assert_eq!(case["description"], "村民反映\"停水\"");
+    assert_eq!(case["external"], json!({"source": "petition", "id": "P-0"}));
+    // Bad uploads are refused whole, before any row.
+    let r = w.app.raw("POST", "/api/v1/cases:import", Some(&w.admin), "text/csv", b"kind,colour\ncomplaint,red\n");
+    assert_eq!(r.bad_fields(), vec!["header"]);
+    w.app
+        .raw("POST", "/api/v1/cases:import", Some(&w.admin), "application/json", b"{}")
+        .expect_problem(415, "unsupported_media_type");
+    w.app
+        .raw("POST", "/api/v1/cases:import", Some(&w.admin), "text/csv", b"\xff\xfe")
+        .expect_problem(400, "invalid_encoding");
+    w.app
+        .raw("POST", "/api/v1/cases:import", Some(&w.viewer), "text/csv", csv.as_bytes())
+        .expect_problem(403, "role_not_permitted");
+}
+
 both!(
     retries_with_one_key_create_one_case,
     concurrent_duplicates_with_one_key_create_one_case,
-    keys_expire_after_a_day
+    keys_expire_after_a_day,
+    bulk_import_reports_every_row_and_reruns_create_nothing,
+    bulk_import_reads_csv_with_or_without_bom,
 );
