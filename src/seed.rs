@@ -18,7 +18,6 @@ use serde_json::json;
 
 use crate::db::models::{Case, CaseEvent, Category, Department, Jurisdiction, Programme};
 use crate::db::schema::{case_events, cases, categories, departments, jurisdictions, programmes, ref_counters};
-use crate::db::stats::{HourRow, StatRow};
 use crate::db::{write_tx, DbConn};
 use crate::domain::stats::{self, Counters, Facts, Key};
 use crate::domain::types::{Outcome, Satisfaction, Status};
@@ -278,38 +277,7 @@ pub fn seed(conn: &mut DbConn, plan: &SeedPlan, mut progress: impl FnMut(u64)) -
         progress(done);
     }
     report.cases = done;
-    let stat_rows: Vec<StatRow> = sums
-        .into_iter()
-        .map(|(k, c)| StatRow {
-            node: k.node,
-            dim: k.dim.to_owned(),
-            dim_value: k.value,
-            basis: k.basis.code().to_owned(),
-            month: k.month,
-            total: c.total,
-            dismissed: c.dismissed,
-            resolved: c.resolved,
-            completed: c.completed,
-            on_time: c.on_time,
-            assigned: c.assigned,
-            responded: c.responded,
-            rated: c.rated,
-            satisfied: c.satisfied,
-            resolution_secs: c.resolution_secs,
-        })
-        .collect();
-    let hour_rows: Vec<HourRow> = hours
-        .into_iter()
-        .map(|((k, h), n)| HourRow {
-            node: k.node,
-            dim: k.dim.to_owned(),
-            dim_value: k.value,
-            basis: k.basis.code().to_owned(),
-            month: k.month,
-            hours: h,
-            cases: n,
-        })
-        .collect();
+    let (stat_rows, hour_rows) = crate::service::stats::rows_of(sums, hours);
     write_tx(conn, |conn| {
         for rows in stat_rows.chunks(2_000) {
             crate::db::stats::add(conn, rows, &[])?;

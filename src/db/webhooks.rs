@@ -129,18 +129,28 @@ pub fn claim_due(
     Ok(rows)
 }
 
-/// Whether an earlier event for the same subscription and case is still undelivered (then this
-/// one waits: deliveries for a case arrive in order).
-pub fn has_earlier_pending(conn: &mut DbConn, row: &OutboxRow) -> QueryResult<bool> {
+/// When the earliest still-undelivered earlier event for the same subscription and case is next
+/// due, if there is one (then this one waits: deliveries for a case arrive in order).
+pub fn earliest_pending_before(conn: &mut DbConn, row: &OutboxRow) -> QueryResult<Option<NaiveDateTime>> {
     use webhook_outbox::dsl as o;
-    let n: i64 = o::webhook_outbox
+    o::webhook_outbox
         .filter(o::webhook_id.eq(&row.webhook_id))
         .filter(o::case_id.eq(&row.case_id))
         .filter(o::state.eq("pending"))
         .filter(o::id.lt(&row.id))
-        .count()
-        .get_result(conn)?;
-    Ok(n > 0)
+        .order(o::id)
+        .select(o::next_attempt_at)
+        .first(conn)
+        .optional()
+}
+
+/// Releases a claimed event and makes it due again only at `at`.
+pub fn postpone(conn: &mut DbConn, id: &str, at: NaiveDateTime) -> QueryResult<()> {
+    use webhook_outbox::dsl as o;
+    diesel::update(o::webhook_outbox.find(id))
+        .set((o::locked_until.eq(None::<NaiveDateTime>), o::next_attempt_at.eq(at)))
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Records the outcome of an attempt on an event.
@@ -165,12 +175,6 @@ pub fn finish(
         ))
         .execute(conn)
         .map(|_| ())
-}
-
-/// Releases a claim without an attempt (it must wait for an earlier event).
-pub fn unlock(conn: &mut DbConn, id: &str) -> QueryResult<()> {
-    use webhook_outbox::dsl as o;
-    diesel::update(o::webhook_outbox.find(id)).set(o::locked_until.eq(None::<NaiveDateTime>)).execute(conn).map(|_| ())
 }
 
 /// Logs an attempt.

@@ -91,10 +91,10 @@ where
     let hash = idem::fingerprint(req.method().as_str(), req.path(), body);
     // A request with the same key still running: wait for its answer (up to ~10 s).
     let mut waited = 0;
-    loop {
-        let (principal, key, hash) = (p.id.clone(), key.clone(), hash.clone());
-        match state.db(move |conn| idem::claim(conn, &principal, &key, &hash, now())).await? {
-            Claim::Fresh => break,
+    let claimed_at = loop {
+        let (principal, key, hash, at) = (p.id.clone(), key.clone(), hash.clone(), now());
+        match state.db(move |conn| idem::claim(conn, &principal, &key, &hash, at)).await? {
+            Claim::Fresh => break at,
             Claim::Replay(s) => return Ok(respond(s.status, s.body, &s.headers, true)),
             Claim::Mismatch => {
                 return Err(AppError::invalid(
@@ -114,7 +114,7 @@ where
                 ))
             }
         }
-    }
+    };
     let (principal, owned_key) = (p.id.clone(), key.clone());
     let result = state
         .db(move |conn| {
@@ -129,7 +129,7 @@ where
         Ok(answer) => Ok(respond(answer.status.as_u16(), answer.body.to_string(), &answer.headers, false)),
         Err(e) => {
             let principal = p.id.clone();
-            state.db(move |conn| idem::release(conn, &principal, &key)).await?;
+            state.db(move |conn| idem::release(conn, &principal, &key, claimed_at)).await?;
             Err(e)
         }
     }

@@ -20,7 +20,7 @@ use crate::error::AppResult;
 /// How long a key is remembered.
 pub const KEY_TTL_HOURS: i64 = 24;
 /// After this long without an answer, a claim is taken to be dead and may be taken over.
-pub const STALE_CLAIM_SECS: i64 = 30;
+pub const STALE_CLAIM_SECS: i64 = 300;
 
 /// An answer to replay.
 #[derive(Debug, Clone)]
@@ -135,8 +135,16 @@ pub fn complete(conn: &mut DbConn, principal: &str, key: &str, answer: &Stored) 
 }
 
 /// Gives a claim back after a failed request, so the key may be retried.
-pub fn release(conn: &mut DbConn, principal: &str, key: &str) -> AppResult<()> {
-    diesel::delete(k::idempotency_keys.find((principal, key)).filter(k::status.is_null())).execute(conn)?;
+/// Only the claim this request made (`claimed_at`) is given back, never one another request took
+/// over since.
+pub fn release(conn: &mut DbConn, principal: &str, key: &str, claimed_at: DateTime<Utc>) -> AppResult<()> {
+    diesel::delete(
+        k::idempotency_keys
+            .find((principal, key))
+            .filter(k::status.is_null())
+            .filter(k::claimed_at.eq(to_db(claimed_at))),
+    )
+    .execute(conn)?;
     Ok(())
 }
 

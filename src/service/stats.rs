@@ -53,6 +53,15 @@ pub fn record_change(conn: &mut DbConn, before: Option<&Case>, after: &Case) -> 
     let before = before.map(facts_of).transpose()?;
     let after = facts_of(after)?;
     let (sums, hours) = stats::delta(before.as_ref(), &after);
+    let (rows, hours) = rows_of(sums, hours);
+    Ok(q::add(conn, &rows, &hours)?)
+}
+
+/// The stored rows for kept-sum deltas (as made by `stats::delta`).
+pub fn rows_of(
+    sums: BTreeMap<stats::Key, Counters>,
+    hours: BTreeMap<(stats::Key, i64), i64>,
+) -> (Vec<StatRow>, Vec<HourRow>) {
     let rows: Vec<StatRow> = sums
         .into_iter()
         .map(|(k, c)| StatRow {
@@ -85,7 +94,7 @@ pub fn record_change(conn: &mut DbConn, before: Option<&Case>, after: &Case) -> 
             cases: n,
         })
         .collect();
-    Ok(q::add(conn, &rows, &hours)?)
+    (rows, hours)
 }
 
 /// What a breakdown groups by.

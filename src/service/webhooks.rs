@@ -347,12 +347,24 @@ pub fn claim(conn: &mut DbConn, now: DateTime<Utc>, limit: i64) -> AppResult<Vec
     })?;
     let mut jobs = Vec::new();
     for event in claimed {
-        let webhook = q::get(conn, &event.webhook_id)?;
-        match webhook {
-            Some(w) if w.active && !q::has_earlier_pending(conn, &event)? => {
-                jobs.push(Job { event, url: w.url, secret: w.secret })
-            }
-            _ => q::unlock(conn, &event.id)?,
+        match q::get(conn, &event.webhook_id)? {
+            Some(w) if w.active => match q::earliest_pending_before(conn, &event)? {
+                // Wait behind the case's earlier event: not due again before it is.
+                Some(earlier_due) => {
+                    q::postpone(conn, &event.id, earlier_due.max(to_db(now)) + Duration::milliseconds(1))?
+                }
+                None => jobs.push(Job { event, url: w.url, secret: w.secret }),
+            },
+            // A switched-off subscription: close the event (it can still be redelivered).
+            _ => q::finish(
+                conn,
+                &event.id,
+                "failed",
+                event.attempts,
+                event.next_attempt_at,
+                None,
+                Some("subscription is not active"),
+            )?,
         }
     }
     Ok(jobs)
@@ -443,7 +455,8 @@ pub fn record(
             }
             return Ok(());
         }
-        let exp = retry_base * 2i32.saturating_pow(u32::try_from(attempts.min(12)).unwrap_or(12));
+        // base, 2×base, 4×base, … after the 1st, 2nd, 3rd failure.
+        let exp = retry_base * 2i32.saturating_pow(u32::try_from((attempts - 1).clamp(0, 12)).unwrap_or(12));
         let capped = exp.min(Duration::hours(1));
         let jitter = rand::thread_rng().gen_range(0.5..1.5);
         let next = now + Duration::milliseconds((capped.num_milliseconds() as f64 * jitter) as i64);
