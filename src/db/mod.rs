@@ -168,10 +168,8 @@ where
 {
     // Inside an outer write transaction (an idempotent request records its answer in the same
     // transaction as its work), this one becomes a savepoint of it.
-    let nested = <DbConn as TransactionManager<DbConn>>::transaction_manager_status_mut(conn)
-        .transaction_depth()
-        .map_err(diesel::result::Error::from)?
-        .is_some();
+    let nested =
+        <DbConn as TransactionManager<DbConn>>::transaction_manager_status_mut(conn).transaction_depth()?.is_some();
     match conn {
         _ if nested => <DbConn as TransactionManager<DbConn>>::begin_transaction(conn)?,
         DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
