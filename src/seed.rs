@@ -192,6 +192,10 @@ pub fn seed(conn: &mut DbConn, plan: &SeedPlan, mut progress: impl FnMut(u64)) -
             active: true,
             created_at: t,
             updated_at: t,
+            description: None,
+            service_group: None,
+            keywords: None,
+            attributes: None,
         })
         .collect();
     write_tx(conn, |conn| {
@@ -389,6 +393,10 @@ fn lifecycle(
         responded: false,
         resolved_on_time: None,
         resolution_secs: None,
+        complainant_email: None,
+        media_url: None,
+        address_id: None,
+        attributes: None,
     };
     let mut events = Vec::new();
     let mut event = |case: &mut Case, action: &str, from: Option<&str>, at: DateTime<Utc>, data: serde_json::Value| {
