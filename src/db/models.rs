@@ -166,6 +166,30 @@ pub struct Case {
     pub attributes: Option<String>,
 }
 
+/// The columns of a case that Open311 publishes, and only those: reading through this struct,
+/// the public endpoints never load the complainant, the title, the description or any note.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = cases)]
+pub struct PublicCase {
+    pub case_ref: String,
+    pub category_code: String,
+    pub status: String,
+    pub outcome: Option<String>,
+    /// The department's answer (办结答复), published as the status notes once resolved.
+    pub resolution: Option<String>,
+    pub department_id: Option<String>,
+    pub location_address: Option<String>,
+    pub location_lat: Option<f64>,
+    pub location_lon: Option<f64>,
+    pub address_id: Option<String>,
+    pub media_url: Option<String>,
+    pub due_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub verified_at: Option<NaiveDateTime>,
+    pub closed_at: Option<NaiveDateTime>,
+}
+
 /// The lifecycle columns an action rewrites (all of them, `None` meaning NULL).
 #[derive(Debug, AsChangeset)]
 #[diesel(table_name = cases, treat_none_as_null = true)]

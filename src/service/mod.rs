@@ -5,6 +5,7 @@ pub mod api_clients;
 pub mod audit;
 pub mod cases;
 pub mod export;
+pub mod open311;
 pub mod reference;
 pub mod sessions;
 pub mod stats;

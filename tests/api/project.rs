@@ -154,6 +154,9 @@ fn every_spec_operation_is_served(b: Backend) {
         path.replace("{id}", "0192f7a0-0000-7000-8000-000000000000")
             .replace("{code}", "530602")
             .replace("{action}", "comment")
+            .replace("{format}", "json")
+            .replace("{service_code}", "drinking_water")
+            .replace("{service_request_id}", "530602-2026-000001")
     };
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
