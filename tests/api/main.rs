@@ -11,6 +11,7 @@ mod cases;
 mod errors;
 mod lifecycle;
 mod matrix;
+mod open311;
 mod project;
 mod reference;
 mod security;
