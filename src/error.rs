@@ -236,6 +236,64 @@ impl ResponseError for AppError {
     }
 }
 
+/// An error of an Open311 endpoint: the same [`AppError`], answered the GeoReport v2 way — an
+/// `errors` document (`[{code, description}]`, one entry per problem) in the format the request
+/// asked for, with the spec's statuses only: 404 for what does not exist, 403 for a missing,
+/// wrong or insufficient `api_key`, and 400 for everything else, server failures included (the
+/// spec's "general service error"; it is logged like any internal error).
+#[derive(Debug)]
+pub struct Open311Error {
+    /// The format of the answer (from the path's extension).
+    pub format: crate::domain::open311::Format,
+    /// What went wrong.
+    pub error: AppError,
+}
+
+impl Open311Error {
+    /// Wraps an error for an answer in `format`.
+    pub fn new(format: crate::domain::open311::Format, error: AppError) -> Self {
+        Open311Error { format, error }
+    }
+
+    /// The messages of the errors document.
+    fn descriptions(&self) -> Vec<String> {
+        match &self.error {
+            AppError::Validation(errors) => errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect(),
+            AppError::Internal(msg) => {
+                tracing::error!(error = %msg, "internal error");
+                vec!["general service error; it has been logged with this answer's X-Request-Id".to_owned()]
+            }
+            AppError::Unavailable { detail } => {
+                tracing::warn!(error = %detail, "database unavailable");
+                vec!["general service error: the service is unavailable; retry shortly".to_owned()]
+            }
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+impl std::fmt::Display for Open311Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl ResponseError for Open311Error {
+    fn status_code(&self) -> StatusCode {
+        match self.error {
+            AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+            AppError::Unauthenticated { .. } | AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let doc = crate::domain::open311::Document::errors(status.as_u16(), &self.descriptions());
+        HttpResponse::build(status).content_type(self.format.content_type()).body(doc.render(self.format))
+    }
+}
+
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind as K, Error as E};

@@ -191,6 +191,10 @@ pub fn seed(conn: &mut DbConn, plan: &SeedPlan, mut progress: impl FnMut(u64)) -
             active: true,
             created_at: t,
             updated_at: t,
+            description: None,
+            service_group: None,
+            keywords: None,
+            attributes: None,
         })
         .collect();
     write_tx(conn, |conn| {
@@ -358,6 +362,10 @@ fn lifecycle(
         resolved_on_time: None,
         resolution_secs: None,
         overdue_notified_at: None,
+        complainant_email: None,
+        media_url: None,
+        address_id: None,
+        attributes: None,
     };
     let mut events = Vec::new();
     let mut event = |case: &mut Case, action: &str, from: Option<&str>, at: DateTime<Utc>, data: serde_json::Value| {

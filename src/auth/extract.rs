@@ -75,8 +75,9 @@ pub fn client_address(req: &HttpRequest, trust_forwarded: bool) -> String {
 }
 
 /// The API client a key belongs to. The key itself goes no further than this function: only
-/// its prefix and hash reach the database, the cache and the logs never see it.
-async fn authenticate_key(state: &AppState, key: String) -> Result<Principal, AppError> {
+/// its prefix and hash reach the database, the cache and the logs never see it. Used for bearer
+/// keys here and for the Open311 `api_key` form field.
+pub async fn authenticate_key(state: &AppState, key: String) -> Result<Principal, AppError> {
     let prefix = api_key::lookup_prefix(&key).map(str::to_owned).ok_or_else(api_key::invalid_key)?;
     let key_hash = api_key::hash(&key);
     drop(key);

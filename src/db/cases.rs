@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::models::{Case, CaseEvent, CaseLifecycleChanges};
+use super::models::{Case, CaseEvent, CaseLifecycleChanges, PublicCase};
 use super::schema::{case_events, cases, ref_counters};
 use super::DbConn;
 
@@ -167,6 +167,48 @@ pub fn list(conn: &mut DbConn, f: &CaseFilter, limit: i64) -> QueryResult<Vec<Ca
     }
     if let Some((at, id)) = &f.after {
         q = q.filter(cases::created_at.lt(*at).or(cases::created_at.eq(*at).and(cases::id.lt(id.clone()))));
+    }
+    q.load(conn)
+}
+
+/// Filters of the public (Open311) list of requests; every field narrows the result.
+#[derive(Debug, Default, Clone)]
+pub struct PublicFilter {
+    /// Path range `[from, to)` of a jurisdiction subtree.
+    pub subtree: Option<(String, String)>,
+    /// Channels whose cases are never published.
+    pub hidden_channels: Vec<String>,
+    /// Case refs; the other filters (but the subtree) are left empty when these are given.
+    pub refs: Option<Vec<String>>,
+    pub categories: Option<Vec<String>>,
+    pub statuses: Option<Vec<String>>,
+    /// Creation time, both bounds inclusive.
+    pub created: Option<(NaiveDateTime, NaiveDateTime)>,
+}
+
+/// Published columns of the cases matching `f`, newest first, `limit` of them after `offset`.
+pub fn public_list(conn: &mut DbConn, f: &PublicFilter, offset: i64, limit: i64) -> QueryResult<Vec<PublicCase>> {
+    let mut q = cases::table
+        .select(PublicCase::as_select())
+        .filter(cases::channel.ne_all(f.hidden_channels.clone()))
+        .order((cases::created_at.desc(), cases::id.desc()))
+        .offset(offset)
+        .limit(limit)
+        .into_boxed();
+    if let Some((from, to)) = &f.subtree {
+        q = q.filter(cases::jurisdiction_path.ge(from.clone())).filter(cases::jurisdiction_path.lt(to.clone()));
+    }
+    if let Some(refs) = &f.refs {
+        q = q.filter(cases::case_ref.eq_any(refs.clone()));
+    }
+    if let Some(codes) = &f.categories {
+        q = q.filter(cases::category_code.eq_any(codes.clone()));
+    }
+    if let Some(statuses) = &f.statuses {
+        q = q.filter(cases::status.eq_any(statuses.clone()));
+    }
+    if let Some((from, to)) = f.created {
+        q = q.filter(cases::created_at.ge(from)).filter(cases::created_at.le(to));
     }
     q.load(conn)
 }

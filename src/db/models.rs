@@ -50,9 +50,17 @@ pub struct Category {
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// What the category covers (the Open311 service description).
+    pub description: Option<String>,
+    /// The Open311 service group.
+    pub service_group: Option<String>,
+    /// Comma-separated keywords (none contains a comma).
+    pub keywords: Option<String>,
+    /// JSON array of the Open311 attribute definitions; `None`: no extra questions.
+    pub attributes: Option<String>,
 }
 
-/// Category fields a PATCH may change.
+/// Category fields a PATCH may change; `Some(None)` clears a nullable column.
 #[derive(Debug, Default, AsChangeset)]
 #[diesel(table_name = categories)]
 pub struct CategoryChanges {
@@ -60,6 +68,10 @@ pub struct CategoryChanges {
     pub deadline_days: Option<i32>,
     pub active: Option<bool>,
     pub updated_at: Option<NaiveDateTime>,
+    pub description: Option<Option<String>>,
+    pub service_group: Option<Option<String>>,
+    pub keywords: Option<Option<String>>,
+    pub attributes: Option<Option<String>>,
 }
 
 /// A programme row.
@@ -146,6 +158,37 @@ pub struct Case {
     pub resolved_on_time: Option<bool>,
     pub resolution_secs: Option<i64>,
     pub overdue_notified_at: Option<NaiveDateTime>,
+    /// Personal data, like the name and phone.
+    pub complainant_email: Option<String>,
+    pub media_url: Option<String>,
+    /// The requester's own address-system id for the location (Open311 `address_id`).
+    pub address_id: Option<String>,
+    /// JSON object of the answers to the category's attributes.
+    pub attributes: Option<String>,
+}
+
+/// The columns of a case that Open311 publishes, and only those: reading through this struct,
+/// the public endpoints never load the complainant, the title, the description or any note.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = cases)]
+pub struct PublicCase {
+    pub case_ref: String,
+    pub category_code: String,
+    pub status: String,
+    pub outcome: Option<String>,
+    /// The department's answer (办结答复), published as the status notes once resolved.
+    pub resolution: Option<String>,
+    pub department_id: Option<String>,
+    pub location_address: Option<String>,
+    pub location_lat: Option<f64>,
+    pub location_lon: Option<f64>,
+    pub address_id: Option<String>,
+    pub media_url: Option<String>,
+    pub due_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub verified_at: Option<NaiveDateTime>,
+    pub closed_at: Option<NaiveDateTime>,
 }
 
 /// The lifecycle columns an action rewrites (all of them, `None` meaning NULL).

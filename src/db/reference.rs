@@ -115,6 +115,28 @@ pub fn list_categories(conn: &mut DbConn, after: Option<&str>, limit: i64) -> Qu
     q.load(conn)
 }
 
+/// The active categories, by code.
+pub fn active_categories(conn: &mut DbConn) -> QueryResult<Vec<Category>> {
+    categories::table
+        .filter(categories::active.eq(true))
+        .select(Category::as_select())
+        .order(categories::code)
+        .load(conn)
+}
+
+/// When a category last changed (or was created); `None` when there are none.
+pub fn categories_changed_at(conn: &mut DbConn) -> QueryResult<Option<NaiveDateTime>> {
+    categories::table.select(diesel::dsl::max(categories::updated_at)).first(conn)
+}
+
+/// `(code, name)` of the categories with these codes.
+pub fn category_names(conn: &mut DbConn, codes: &[String]) -> QueryResult<Vec<(String, String)>> {
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    categories::table.filter(categories::code.eq_any(codes)).select((categories::code, categories::name)).load(conn)
+}
+
 /// A programme by id.
 pub fn programme(conn: &mut DbConn, id: &str) -> QueryResult<Option<Programme>> {
     programmes::table.find(id).select(Programme::as_select()).first(conn).optional()

@@ -40,6 +40,10 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        description -> Nullable<Text>,
+        service_group -> Nullable<Text>,
+        keywords -> Nullable<Text>,
+        attributes -> Nullable<Text>,
     }
 }
 
@@ -122,6 +126,10 @@ diesel::table! {
         resolved_on_time -> Nullable<Bool>,
         resolution_secs -> Nullable<BigInt>,
         overdue_notified_at -> Nullable<Timestamp>,
+        complainant_email -> Nullable<Text>,
+        media_url -> Nullable<Text>,
+        address_id -> Nullable<Text>,
+        attributes -> Nullable<Text>,
     }
 }
 

@@ -256,6 +256,72 @@ impl<'a> Input<'a> {
         }
     }
 
+    /// Reads an optional array of objects with `read`, one item at a time; an item's errors are
+    /// reported as `name[i].field`. At most `max` items; an empty array is `Some(vec![])`.
+    pub fn opt_array<T>(
+        &mut self,
+        name: &str,
+        max: usize,
+        mut read: impl FnMut(&mut Input<'a>) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let value = self.raw(name)?;
+        let Some(items) = value.as_array() else {
+            self.error(name, "invalid_type", "must be an array of objects");
+            return None;
+        };
+        if items.len() > max {
+            self.error(name, "too_long", format!("must have at most {max} items (got {})", items.len()));
+            return None;
+        }
+        let before = self.errors.len();
+        let mut out = Vec::with_capacity(items.len());
+        for (n, item) in items.iter().enumerate() {
+            let path = format!("{}[{n}]", self.path(name));
+            let Some(obj) = item.as_object() else {
+                self.errors.push(FieldError::new(path, "invalid_type", "must be an object"));
+                continue;
+            };
+            let mut nested = Input { obj: Some(obj), prefix: format!("{path}."), errors: Vec::new() };
+            let result = read(&mut nested);
+            if nested.errors.is_empty() {
+                out.extend(result);
+            }
+            self.errors.append(&mut nested.errors);
+        }
+        (self.errors.len() == before).then_some(out)
+    }
+
+    /// An optional array of at most `max` single-line strings of at most `max_len` characters
+    /// each, trimmed; empty strings are refused. An empty array is `Some(vec![])`.
+    pub fn opt_strings(&mut self, name: &str, max: usize, max_len: usize) -> Option<Vec<String>> {
+        let value = self.raw(name)?;
+        let Some(items) = value.as_array() else {
+            self.error(name, "invalid_type", "must be an array of strings");
+            return None;
+        };
+        if items.len() > max {
+            self.error(name, "too_long", format!("must have at most {max} items (got {})", items.len()));
+            return None;
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            match item.as_str().map(str::trim) {
+                Some(s) if !s.is_empty() && s.chars().count() <= max_len && !s.chars().any(char::is_control) => {
+                    out.push(s.to_owned())
+                }
+                _ => {
+                    self.error(
+                        name,
+                        "invalid_value",
+                        format!("each item must be a non-empty single-line string of at most {max_len} characters"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// Ends reading: `Err(Validation)` with every recorded problem, or `Ok`.
     pub fn finish(self) -> AppResult<()> {
         if self.errors.is_empty() {
@@ -264,6 +330,46 @@ impl<'a> Input<'a> {
             Err(AppError::Validation(self.errors))
         }
     }
+}
+
+/// Whether a phone number looks like one: digits with an optional leading `+`, spaces and dashes,
+/// 5 to 20 characters.
+pub fn is_phone(phone: &str) -> bool {
+    let len = phone.chars().count();
+    (5..=20).contains(&len)
+        && phone.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == ' ' || c == '-' || (i == 0 && c == '+'))
+        && phone.chars().filter(char::is_ascii_digit).count() >= 5
+}
+
+/// Whether an email address looks like one: `local@domain.tld`, at most 254 characters, no
+/// spaces or control characters.
+pub fn is_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    email.chars().count() <= 254
+        && !local.is_empty()
+        && !local.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Whether a URL is an absolute `http://` or `https://` URL with a host, without spaces or
+/// control characters, at most 2000 characters.
+pub fn is_web_url(url: &str) -> bool {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        url.get(8..)
+    } else if lower.starts_with("http://") {
+        url.get(7..)
+    } else {
+        None
+    };
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+        && url.chars().count() <= 2000
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Unwraps a field that [`Input::finish`] has already vouched for.

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod input;
 pub mod lifecycle;
+pub mod open311;
 pub mod stats;
 pub mod types;
 pub mod util;

@@ -10,6 +10,7 @@ mod exports;
 mod health;
 mod idempotent;
 mod imports;
+mod open311;
 mod reference;
 mod stats;
 mod users;
@@ -24,6 +25,11 @@ use crate::error::{query_error, AppError};
 /// A resource whose unsupported methods answer 405 problem+json.
 fn resource(path: &str) -> Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// An Open311 resource: its unsupported methods answer in the Open311 error format.
+fn open311_resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(open311::method_not_allowed))
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, AppError> {
@@ -137,5 +143,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/docs").route(web::get().to(docs::page)))
         .service(docs::assets())
+        .service(
+            web::scope("/open311/v2")
+                .service(open311_resource("/discovery.{format}").route(web::get().to(open311::discovery)))
+                .service(open311_resource("/services.{format}").route(web::get().to(open311::services)))
+                .service(
+                    open311_resource("/services/{service_code}.{format}")
+                        .route(web::get().to(open311::service_definition)),
+                )
+                .service(
+                    open311_resource("/requests.{format}")
+                        .route(web::get().to(open311::requests))
+                        .route(web::post().to(open311::create_request)),
+                )
+                .service(
+                    open311_resource("/requests/{service_request_id}.{format}").route(web::get().to(open311::request)),
+                )
+                .default_service(web::to(open311::no_route)),
+        )
         .default_service(web::to(no_route));
 }

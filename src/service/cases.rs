@@ -14,7 +14,7 @@ use crate::db::cases::{self as q, CaseFilter};
 use crate::db::models::{Case, CaseEvent, CaseLifecycleChanges};
 use crate::db::{reference, users, write_tx, DbConn};
 use crate::domain::access::{upper_bound, Principal};
-use crate::domain::input::{need, Input, Query};
+use crate::domain::input::{is_email, is_phone, is_web_url, need, Input, Query};
 use crate::domain::lifecycle::{self, allowed_actions, CaseState, Command, EventDraft};
 use crate::domain::types::{Action, Channel, Kind, Outcome, Priority, Role, Satisfaction, Scope, Status};
 use crate::domain::util::{from_db, now, to_db, ts, ts_opt};
@@ -28,7 +28,8 @@ const CHINA_OFFSET_SECS: i64 = 8 * 3600;
 pub struct ComplainantView {
     pub name: Option<String>,
     pub phone: Option<String>,
-    /// Whether `name` and `phone` are masked.
+    pub email: Option<String>,
+    /// Whether `name`, `phone` and `email` are masked.
     pub masked: bool,
 }
 
@@ -38,6 +39,8 @@ pub struct LocationView {
     pub address: Option<String>,
     pub lat: Option<f64>,
     pub lon: Option<f64>,
+    /// The requester's address-system id (Open311 `address_id`).
+    pub address_id: Option<String>,
 }
 
 /// The source system's own reference for a case it pushed in.
@@ -84,6 +87,10 @@ pub struct CaseView {
     pub rework_count: i32,
     pub duplicate_of: Option<String>,
     pub external: Option<ExternalView>,
+    /// A link to a photo or other media (Open311 `media_url`).
+    pub media_url: Option<String>,
+    /// Answers to the category's extra questions (Open311 attributes): `{"CODE": value}`.
+    pub attributes: Option<Value>,
     pub created_by: String,
     #[serde(with = "ts")]
     pub created_at: DateTime<Utc>,
@@ -114,6 +121,15 @@ pub fn mask_name(name: &str) -> String {
         return "*".repeat(count);
     }
     name.chars().enumerate().map(|(i, c)| if i == 0 { c } else { '*' }).collect()
+}
+
+/// Masks an email address: the first character of the local part kept, the rest of it starred,
+/// the domain kept (`zhangsan@example.com` → `z*******@example.com`).
+pub fn mask_email(email: &str) -> String {
+    match email.rsplit_once('@') {
+        Some((local, domain)) => format!("{}@{domain}", mask_name(local)),
+        None => mask_name(email),
+    }
 }
 
 /// Masks a phone number so at most seven of its characters show: a mobile number keeps its first
@@ -155,16 +171,27 @@ fn view(case: Case, reveal: bool, now: DateTime<Utc>) -> AppResult<CaseView> {
         .ok_or_else(|| AppError::Internal(format!("case {} has unknown status", case.id)))?;
     let due_at = from_db(case.due_at);
     let unmasked = reveal;
-    let complainant = (case.complainant_name.is_some() || case.complainant_phone.is_some()).then(|| ComplainantView {
+    let has_complainant =
+        case.complainant_name.is_some() || case.complainant_phone.is_some() || case.complainant_email.is_some();
+    let complainant = has_complainant.then(|| ComplainantView {
         name: case.complainant_name.as_deref().map(|n| if unmasked { n.to_owned() } else { mask_name(n) }),
         phone: case.complainant_phone.as_deref().map(|n| if unmasked { n.to_owned() } else { mask_phone(n) }),
+        email: case.complainant_email.as_deref().map(|n| if unmasked { n.to_owned() } else { mask_email(n) }),
         masked: !unmasked,
     });
-    let location = (case.location_address.is_some() || case.location_lat.is_some()).then_some(LocationView {
-        address: case.location_address,
-        lat: case.location_lat,
-        lon: case.location_lon,
-    });
+    let location = (case.location_address.is_some() || case.location_lat.is_some() || case.address_id.is_some())
+        .then_some(LocationView {
+            address: case.location_address,
+            lat: case.location_lat,
+            lon: case.location_lon,
+            address_id: case.address_id,
+        });
+    let attributes = case
+        .attributes
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| AppError::Internal(format!("case {} has unreadable attributes: {e}", case.id)))?;
     let external = match (case.external_source, case.external_id) {
         (Some(source), Some(id)) => Some(ExternalView { source, id }),
         _ => None,
@@ -198,6 +225,8 @@ fn view(case: Case, reveal: bool, now: DateTime<Utc>) -> AppResult<CaseView> {
         rework_count: case.rework_count,
         duplicate_of: case.duplicate_of,
         external,
+        media_url: case.media_url,
+        attributes,
         created_by: case.created_by,
         created_at: from_db(case.created_at),
         updated_at: from_db(case.updated_at),
@@ -206,31 +235,28 @@ fn view(case: Case, reveal: bool, now: DateTime<Utc>) -> AppResult<CaseView> {
     })
 }
 
-/// Body of `POST /cases`.
+/// A case to log: the body of `POST /cases`, or an Open311 request.
 #[derive(Debug)]
 pub struct NewCase {
-    kind: Kind,
-    title: String,
-    description: String,
-    category_code: String,
-    jurisdiction_code: String,
-    channel: Channel,
-    programme_id: Option<String>,
-    priority: Priority,
-    complainant_name: Option<String>,
-    complainant_phone: Option<String>,
-    location: Option<(Option<String>, Option<f64>, Option<f64>)>,
-    due_at: Option<DateTime<Utc>>,
-    external: Option<(String, String)>,
-}
-
-/// Whether a phone number looks like one: digits with an optional leading `+`, spaces and dashes,
-/// 5 to 20 characters.
-pub fn is_phone(phone: &str) -> bool {
-    let len = phone.chars().count();
-    (5..=20).contains(&len)
-        && phone.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == ' ' || c == '-' || (i == 0 && c == '+'))
-        && phone.chars().filter(char::is_ascii_digit).count() >= 5
+    pub(crate) kind: Kind,
+    pub(crate) title: String,
+    pub(crate) description: String,
+    pub(crate) category_code: String,
+    pub(crate) jurisdiction_code: String,
+    pub(crate) channel: Channel,
+    pub(crate) programme_id: Option<String>,
+    pub(crate) priority: Priority,
+    pub(crate) complainant_name: Option<String>,
+    pub(crate) complainant_phone: Option<String>,
+    pub(crate) complainant_email: Option<String>,
+    /// Address, latitude, longitude.
+    pub(crate) location: Option<(Option<String>, Option<f64>, Option<f64>)>,
+    pub(crate) address_id: Option<String>,
+    pub(crate) due_at: Option<DateTime<Utc>>,
+    pub(crate) external: Option<(String, String)>,
+    pub(crate) media_url: Option<String>,
+    /// Answers to the category's attributes, already checked against its definition.
+    pub(crate) attributes: Option<Value>,
 }
 
 impl NewCase {
@@ -251,7 +277,11 @@ impl NewCase {
             if phone.as_deref().is_some_and(|p| !is_phone(p)) {
                 c.error("phone", "invalid_format", "digits, spaces, '-' and a leading '+' only; 5-20 characters");
             }
-            Some((name, phone))
+            let email = c.opt_text("email", 254, false);
+            if email.as_deref().is_some_and(|e| !is_email(e)) {
+                c.error("email", "invalid_format", "not an email address");
+            }
+            Some((name, phone, email))
         });
         let location = i.opt_object("location", |l| {
             let address = l.opt_text("address", 500, false);
@@ -271,11 +301,15 @@ impl NewCase {
             let id = e.text("id", 128, false);
             Some((source?, id?))
         });
+        let media_url = i.opt_text("media_url", 2000, false);
+        if media_url.as_deref().is_some_and(|u| !is_web_url(u)) {
+            i.error("media_url", "invalid_format", "must be an http:// or https:// URL");
+        }
         if due_at.is_some_and(|d| d <= now()) {
             i.error("due_at", "not_in_future", "the deadline must be in the future");
         }
         i.finish()?;
-        let (complainant_name, complainant_phone) = complainant.unwrap_or((None, None));
+        let (complainant_name, complainant_phone, complainant_email) = complainant.unwrap_or((None, None, None));
         Ok(NewCase {
             kind: need(kind, "kind")?,
             title: need(title, "title")?,
@@ -287,9 +321,13 @@ impl NewCase {
             priority,
             complainant_name,
             complainant_phone,
+            complainant_email,
             location,
+            address_id: None,
             due_at,
             external,
+            media_url,
+            attributes: None,
         })
     }
 }
@@ -402,6 +440,10 @@ pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseV
             resolved_on_time: None,
             resolution_secs: None,
             overdue_notified_at: None,
+            complainant_email: new.complainant_email,
+            media_url: new.media_url,
+            address_id: new.address_id,
+            attributes: new.attributes.map(|a| a.to_string()),
         };
         let has_external = case.external_id.is_some();
         q::insert(conn, &case).map_err(|e| match AppError::from(e) {
@@ -839,6 +881,8 @@ mod tests {
         assert_eq!(mask_phone("0870-2123456"), "087*****3456");
         assert_eq!(mask_phone("12345"), "***45");
         assert_eq!(mask_phone("1234"), "****");
+        assert_eq!(mask_email("zhangsan@example.com"), "z*******@example.com");
+        assert_eq!(mask_email("odd"), "o**");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::db::models::{
 use crate::db::{reference as q, write_tx, DbConn};
 use crate::domain::access::{upper_bound, Principal};
 use crate::domain::input::{need, Input};
+use crate::domain::open311::{read_attribute_defs, stored_defs, AttributeDef};
 use crate::domain::util::{from_db, now, to_db, ts};
 use crate::error::{AppError, AppResult};
 
@@ -312,30 +313,86 @@ pub fn update_department(
     })
 }
 
-/// A category as the API shows it.
+/// A category as the API shows it. It is also an Open311 service: `description`, `group`,
+/// `keywords` and `attributes` are what the service list and definition publish.
 #[derive(Debug, Serialize)]
 pub struct CategoryView {
     pub code: String,
     pub name: String,
     pub deadline_days: i32,
     pub active: bool,
+    pub description: Option<String>,
+    pub group: Option<String>,
+    pub keywords: Vec<String>,
+    pub attributes: Vec<AttributeDef>,
     #[serde(with = "ts")]
     pub created_at: chrono::DateTime<chrono::Utc>,
     #[serde(with = "ts")]
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-impl From<Category> for CategoryView {
-    fn from(c: Category) -> Self {
-        CategoryView {
-            code: c.code,
-            name: c.name,
-            deadline_days: c.deadline_days,
-            active: c.active,
-            created_at: from_db(c.created_at),
-            updated_at: from_db(c.updated_at),
-        }
+/// The keywords of a category as stored (comma-separated).
+pub fn keywords_of(c: &Category) -> Vec<String> {
+    c.keywords
+        .as_deref()
+        .map(|k| k.split(',').filter(|w| !w.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn category_view(c: Category) -> AppResult<CategoryView> {
+    let attributes = stored_defs(c.attributes.as_deref())?;
+    Ok(CategoryView {
+        keywords: keywords_of(&c),
+        code: c.code,
+        name: c.name,
+        deadline_days: c.deadline_days,
+        active: c.active,
+        description: c.description,
+        group: c.service_group,
+        attributes,
+        created_at: from_db(c.created_at),
+        updated_at: from_db(c.updated_at),
+    })
+}
+
+/// The Open311 fields of a category body: `description`, `group`, `keywords`, `attributes`.
+/// For a change, `Some(None)` clears a field (`""` for the texts, `[]` for the lists).
+struct ServiceFields {
+    description: Option<Option<String>>,
+    group: Option<Option<String>>,
+    keywords: Option<Option<String>>,
+    attributes: Option<Option<String>>,
+}
+
+/// The longest category description.
+pub const MAX_CATEGORY_DESCRIPTION: usize = 1000;
+
+fn read_service_fields(i: &mut Input<'_>) -> AppResult<ServiceFields> {
+    let clearable = |i: &mut Input<'_>, name: &str, max: usize, multiline: bool| {
+        i.has(name).then(|| i.opt_text(name, max, multiline))
+    };
+    let description = clearable(i, "description", MAX_CATEGORY_DESCRIPTION, true);
+    let group = clearable(i, "group", 100, false);
+    let keywords = i.opt_strings("keywords", 20, 50);
+    if keywords.as_ref().is_some_and(|k| k.iter().any(|w| w.contains(','))) {
+        i.error("keywords", "invalid_value", "a keyword must not contain a comma");
     }
+    let attributes = read_attribute_defs(i);
+    let attributes = match attributes {
+        None => None,
+        Some(defs) if defs.is_empty() => Some(None),
+        Some(defs) => Some(Some(serde_json::to_string(&defs).map_err(AppError::internal)?)),
+    };
+    let keywords = keywords.map(|k| {
+        let mut unique: Vec<String> = Vec::with_capacity(k.len());
+        for word in k {
+            if !unique.contains(&word) {
+                unique.push(word);
+            }
+        }
+        (!unique.is_empty()).then(|| unique.join(","))
+    });
+    Ok(ServiceFields { description, group, keywords, attributes })
 }
 
 /// Whether a category code is acceptable: lower-case ASCII letters, digits, `_`, `-`, `.`; 1–32.
@@ -352,6 +409,7 @@ pub struct NewCategory {
     code: String,
     name: String,
     deadline_days: i32,
+    service: ServiceFields,
 }
 
 impl NewCategory {
@@ -364,11 +422,13 @@ impl NewCategory {
         if code.as_deref().is_some_and(|c| !is_category_code(c)) {
             i.error("code", "invalid_format", "lower-case letters, digits, '_', '-' and '.' only");
         }
+        let service = read_service_fields(&mut i)?;
         i.finish()?;
         Ok(NewCategory {
             code: need(code, "code")?,
             name: need(name, "name")?,
             deadline_days: need(deadline_days, "deadline_days")? as i32,
+            service,
         })
     }
 }
@@ -399,6 +459,10 @@ pub fn create_category(conn: &mut DbConn, p: &Principal, new: NewCategory) -> Ap
             active: true,
             created_at: t,
             updated_at: t,
+            description: new.service.description.flatten(),
+            service_group: new.service.group.flatten(),
+            keywords: new.service.keywords.flatten(),
+            attributes: new.service.attributes.flatten(),
         };
         q::insert_category(conn, &row)?;
         audit::record(
@@ -408,34 +472,44 @@ pub fn create_category(conn: &mut DbConn, p: &Principal, new: NewCategory) -> Ap
             "category",
             &row.code,
             None,
-            json!({ "name": row.name, "deadline_days": row.deadline_days }),
+            json!({ "name": row.name, "deadline_days": row.deadline_days, "description": row.description,
+                    "group": row.service_group, "keywords": row.keywords, "attributes": row.attributes }),
         )?;
-        Ok(row.into())
+        category_view(row)
     })
 }
 
 /// All categories.
 pub fn list_categories(conn: &mut DbConn, page: PageRequest) -> AppResult<Page<CategoryView>> {
     let rows = q::list_categories(conn, page.after.as_deref(), page.limit + 1)?;
-    Ok(paginate(rows, page.limit, |c| c.code.clone(), CategoryView::from))
+    let page = paginate(rows, page.limit, |c| c.code.clone(), category_view);
+    Ok(Page { items: page.items.into_iter().collect::<AppResult<_>>()?, next_cursor: page.next_cursor })
 }
 
 /// One category.
 pub fn get_category(conn: &mut DbConn, code: &str) -> AppResult<CategoryView> {
-    q::category(conn, code)?.map(Into::into).ok_or_else(|| AppError::not_found("category"))
+    category_view(q::category(conn, code)?.ok_or_else(|| AppError::not_found("category"))?)
 }
 
-/// Reads a category PATCH body: `{name?, deadline_days?, active?}`.
+/// Reads a category PATCH body: `{name?, deadline_days?, active?, description?, group?,
+/// keywords?, attributes?}`; `""` clears a text, `[]` a list.
 pub fn parse_category_changes(body: &Value) -> AppResult<CategoryChanges> {
     let mut i = Input::new(body);
-    let changes = CategoryChanges {
-        name: i.opt_text("name", 100, false),
-        deadline_days: i.opt_int("deadline_days", 1, MAX_DEADLINE_DAYS).map(|d| d as i32),
-        active: i.opt_bool("active"),
-        updated_at: Some(to_db(now())),
-    };
+    let name = i.opt_text("name", 100, false);
+    let deadline_days = i.opt_int("deadline_days", 1, MAX_DEADLINE_DAYS).map(|d| d as i32);
+    let active = i.opt_bool("active");
+    let service = read_service_fields(&mut i)?;
     i.finish()?;
-    Ok(changes)
+    Ok(CategoryChanges {
+        name,
+        deadline_days,
+        active,
+        updated_at: Some(to_db(now())),
+        description: service.description,
+        service_group: service.group,
+        keywords: service.keywords,
+        attributes: service.attributes,
+    })
 }
 
 /// Changes a category.
@@ -457,7 +531,9 @@ pub fn update_category(
             "category",
             code,
             None,
-            json!({ "name": changes.name, "deadline_days": changes.deadline_days, "active": changes.active }),
+            json!({ "name": changes.name, "deadline_days": changes.deadline_days, "active": changes.active,
+                    "description": changes.description, "group": changes.service_group,
+                    "keywords": changes.keywords, "attributes": changes.attributes }),
         )?;
         get_category(conn, code)
     })

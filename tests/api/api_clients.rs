@@ -119,7 +119,10 @@ fn client_creates_reads_and_comments_on_its_own_cases(b: Backend) {
     let got = w.app.get(&format!("/api/v1/cases/{case_id}"), &key).expect(200).clone();
     assert_eq!(got["external"]["id"], "GD-2026-0001");
     let revealed = w.app.get(&format!("/api/v1/cases/{case_id}?include_personal_data=true"), &key).expect(200).clone();
-    assert_eq!(revealed["complainant"], json!({"name": "张三丰", "phone": "13812345678", "masked": false}));
+    assert_eq!(
+        revealed["complainant"],
+        json!({"name": "张三丰", "phone": "13812345678", "email": null, "masked": false})
+    );
     let log = w.app.get(&format!("/api/v1/audit/personal-data?case_id={case_id}"), &w.admin).expect(200).clone();
     assert_eq!(log["items"][0]["actor"]["id"], client_id.as_str());
     let events = w.app.get(&format!("/api/v1/cases/{case_id}/events"), &key).expect(200).clone();

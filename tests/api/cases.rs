@@ -15,7 +15,7 @@ fn create_numbers_refs_and_sets_deadlines(b: Backend) {
     assert_eq!(case["version"], 1);
     assert_eq!(case["priority"], "normal");
     assert_eq!(case["kind"], "complaint");
-    assert_eq!(case["complainant"], json!({"name": "张**", "phone": "138****5678", "masked": true}));
+    assert_eq!(case["complainant"], json!({"name": "张**", "phone": "138****5678", "email": null, "masked": true}));
     assert_eq!(case["location"]["address"], "昭阳区凤凰街道某村");
     let case_ref = case["ref"].as_str().expect("ref");
     let year = (chrono::Utc::now() + chrono::Duration::hours(8)).format("%Y").to_string();
@@ -34,6 +34,25 @@ fn create_numbers_refs_and_sets_deadlines(b: Backend) {
     assert_eq!(second["due_at"], "2099-01-31T09:30:00.000000Z");
     assert_eq!(second["priority"], "urgent");
     assert_eq!(second["created_by"], w.ids["water1"].as_str());
+    // An email is personal data like the phone; a media link is not.
+    let mut body = w.complaint("带照片的诉求");
+    body["complainant"]["email"] = json!("zhangsan@example.com");
+    body["media_url"] = json!("https://img.example.com/photos/1.jpg");
+    let third = w.app.post("/api/v1/cases", &w.supervisor, body).expect(201).clone();
+    assert_eq!(third["complainant"]["email"], "z*******@example.com");
+    assert_eq!(third["media_url"], "https://img.example.com/photos/1.jpg");
+    assert_eq!(third["attributes"], Value::Null);
+    assert_eq!(third["location"]["address_id"], Value::Null);
+    let third_id = third["id"].as_str().expect("id");
+    let revealed =
+        w.app.get(&format!("/api/v1/cases/{third_id}?include_personal_data=true"), &w.supervisor).expect(200).clone();
+    assert_eq!(revealed["complainant"]["email"], "zhangsan@example.com");
+    let mut body = w.complaint("坏链接");
+    body["complainant"]["email"] = json!("not-an-email");
+    body["media_url"] = json!("javascript:alert(1)");
+    let r = w.app.post("/api/v1/cases", &w.supervisor, body);
+    r.expect_problem(422, "validation_failed");
+    assert_eq!(r.bad_fields(), vec!["complainant.email", "media_url"]);
     // Another jurisdiction has its own sequence.
     let mut body = w.complaint("鲁甸县的事");
     body["jurisdiction_code"] = json!("530621");
@@ -225,7 +244,7 @@ fn pagination_is_stable_and_complete(b: Backend) {
 fn personal_data_is_masked_unless_revealed_and_every_reveal_is_logged(b: Backend) {
     let w = World::new(b);
     let id = w.new_case("隐私");
-    let masked = json!({"name": "张**", "phone": "138****5678", "masked": true});
+    let masked = json!({"name": "张**", "phone": "138****5678", "email": null, "masked": true});
     // Masked by default for everyone, in reads, lists and action answers.
     for token in [&w.viewer, &w.supervisor, &w.admin] {
         assert_eq!(w.app.get(&format!("/api/v1/cases/{id}"), token).expect(200)["complainant"], masked);
@@ -236,7 +255,7 @@ fn personal_data_is_masked_unless_revealed_and_every_reveal_is_logged(b: Backend
     // Those entitled may ask; the holding department's caseworker too. Viewers and other
     // departments may not (the latter cannot even read the case).
     let reveal = format!("/api/v1/cases/{id}?include_personal_data=true");
-    let unmasked = json!({"name": "张三丰", "phone": "13812345678", "masked": false});
+    let unmasked = json!({"name": "张三丰", "phone": "13812345678", "email": null, "masked": false});
     let r = w.app.call("GET", &reveal, Some(&w.supervisor), None, &[("X-Request-Id", "reveal-1")]);
     assert_eq!(r.expect(200)["complainant"], unmasked);
     assert_eq!(w.app.get(&reveal, &w.water_worker).expect(200)["complainant"], unmasked);

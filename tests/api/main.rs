@@ -12,6 +12,7 @@ mod errors;
 mod integrations;
 mod lifecycle;
 mod matrix;
+mod open311;
 mod project;
 mod reference;
 mod security;

@@ -154,6 +154,9 @@ fn every_spec_operation_is_served(b: Backend) {
         path.replace("{id}", "0192f7a0-0000-7000-8000-000000000000")
             .replace("{code}", "530602")
             .replace("{action}", "comment")
+            .replace("{format}", "json")
+            .replace("{service_code}", "drinking_water")
+            .replace("{service_request_id}", "530602-2026-000001")
     };
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
@@ -195,7 +198,12 @@ fn the_served_contract_is_the_committed_file(b: Backend) {
     }
 }
 
-both!(readme_walkthrough_works_as_written, every_spec_operation_is_served, the_served_contract_is_the_committed_file);
+both!(
+    readme_walkthrough_works_as_written,
+    open311_walkthrough_works_as_written,
+    every_spec_operation_is_served,
+    the_served_contract_is_the_committed_file
+);
 
 #[test]
 fn create_admin_refuses_weak_passwords() {
@@ -227,12 +235,18 @@ fn create_admin_refuses_weak_passwords() {
 
 /// The fenced `sh` blocks between the walkthrough markers of the README.
 fn walkthrough_script() -> String {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
-    let start = readme.find("<!-- walkthrough:start -->").expect("walkthrough start marker");
-    let end = readme.find("<!-- walkthrough:end -->").expect("walkthrough end marker");
+    script_between("README.md", "walkthrough")
+}
+
+/// The fenced `sh` blocks between `<!-- {marker}:start -->` and `<!-- {marker}:end -->` of a
+/// document of the repository.
+fn script_between(document: &str, marker: &str) -> String {
+    let text = std::fs::read_to_string(root().join(document)).expect(document);
+    let start = text.find(&format!("<!-- {marker}:start -->")).expect("start marker");
+    let end = text.find(&format!("<!-- {marker}:end -->")).expect("end marker");
     let mut script = String::new();
     let mut in_block = false;
-    for line in readme[start..end].lines() {
+    for line in text[start..end].lines() {
         if line.starts_with("```sh") {
             in_block = true;
         } else if line.starts_with("```") {
@@ -250,7 +264,29 @@ fn free_port() -> u16 {
 }
 
 fn readme_walkthrough_works_as_written(b: Backend) {
-    let script = walkthrough_script();
+    let stdout = run_walkthrough(b, &walkthrough_script());
+    assert!(stdout.contains("\"closed\""), "the walkthrough ends with a closed case:\n{stdout}");
+}
+
+/// docs/OPEN311.md's walkthrough, run after the README's on the same service.
+fn open311_walkthrough_works_as_written(b: Backend) {
+    let script = format!("{}\n{}", walkthrough_script(), script_between("docs/OPEN311.md", "open311"));
+    let stdout = run_walkthrough(b, &script);
+    for expected in [
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<services>",
+        "\"agency_responsible\":\"区水务局\"",
+        "\"detailed_status\":\"assigned\"",
+        "[{\"code\":403,",
+        "</errors>\n 404",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} missing from the walkthrough's output:\n{stdout}");
+    }
+    assert!(!stdout.contains("13812345678"), "the complainant's phone was printed:\n{stdout}");
+}
+
+/// Runs a walkthrough script with bash against the built binary on a fresh database; returns
+/// what it printed.
+fn run_walkthrough(b: Backend, script: &str) -> String {
     assert!(script.contains("curl"), "the walkthrough has commands");
     let dir = tempfile::tempdir().expect("dir");
     let (database_url, _schema) = fresh_database(b, dir.path());
@@ -289,13 +325,12 @@ fn readme_walkthrough_works_as_written(b: Backend) {
     let out = cmd.output().expect("bash");
     let _ = server.kill();
     let _ = server.wait();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "walkthrough failed\nstdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("\"closed\""), "the walkthrough ends with a closed case:\n{stdout}");
     if let Some(schema) = _schema {
         use diesel::connection::SimpleConnection;
         use diesel::Connection;
@@ -303,4 +338,5 @@ fn readme_walkthrough_works_as_written(b: Backend) {
             let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
         }
     }
+    stdout
 }

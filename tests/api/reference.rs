@@ -1,6 +1,6 @@
 //! Reference data: the jurisdiction tree, departments, categories, programmes.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::{Backend, World};
 
@@ -174,4 +174,113 @@ fn categories_and_programmes(b: Backend) {
         .expect_problem(404, "not_found");
 }
 
-both!(jurisdiction_tree, departments_and_scoped_admins, categories_and_programmes);
+/// Categories are Open311 services: a description, a group, keywords and the attributes of the
+/// service definition, all checked, changed and cleared through `/api/v1/categories`.
+fn categories_carry_their_service_definition(b: Backend) {
+    let w = World::new(b);
+    // Plain categories have none of it.
+    let plain = w.app.get("/api/v1/categories/transport", &w.viewer).expect(200).clone();
+    assert_eq!(plain["description"], Value::Null);
+    assert_eq!(plain["group"], Value::Null);
+    assert_eq!(plain["keywords"], json!([]));
+    assert_eq!(plain["attributes"], json!([]));
+    let body = json!({
+        "code": "street_lights", "name": "路灯", "deadline_days": 7,
+        "description": "路灯不亮、灯杆损坏", "group": "市政", "keywords": ["路灯", "照明", "路灯"],
+        "attributes": [
+            {"code": "POLE", "datatype": "string", "description": "灯杆编号"},
+            {"code": "KIND", "datatype": "singlevaluelist", "required": true, "order": 5,
+             "description": "故障类型", "datatype_description": "选一项",
+             "values": [{"key": "dark", "name": "不亮"}, {"key": "flicker", "name": "闪烁"}]},
+            {"code": "NOTE", "datatype": "text", "variable": false, "description": "夜间请注意安全"}
+        ]
+    });
+    let c = w.app.post("/api/v1/categories", &w.admin, body).expect(201).clone();
+    assert_eq!(c["group"], "市政");
+    assert_eq!(c["description"], "路灯不亮、灯杆损坏");
+    assert_eq!(c["keywords"], json!(["路灯", "照明"]));
+    assert_eq!(
+        c["attributes"],
+        json!([
+            {"code": "POLE", "datatype": "string", "required": false, "variable": true, "order": 1,
+             "description": "灯杆编号", "datatype_description": null, "values": []},
+            {"code": "KIND", "datatype": "singlevaluelist", "required": true, "variable": true, "order": 5,
+             "description": "故障类型", "datatype_description": "选一项",
+             "values": [{"key": "dark", "name": "不亮"}, {"key": "flicker", "name": "闪烁"}]},
+            {"code": "NOTE", "datatype": "text", "required": false, "variable": false, "order": 3,
+             "description": "夜间请注意安全", "datatype_description": null, "values": []}
+        ])
+    );
+    assert_eq!(w.app.get("/api/v1/categories/street_lights", &w.viewer).expect(200).clone(), c);
+    // Every bad definition is named at once.
+    let r = w.app.post(
+        "/api/v1/categories",
+        &w.admin,
+        json!({"code": "bad", "name": "坏", "deadline_days": 1, "keywords": ["a,b"], "group": "x".repeat(101),
+        "attributes": [
+            {"code": "has space", "datatype": "colour", "description": "?"},
+            {"code": "L", "datatype": "multivaluelist", "description": "?"},
+            {"code": "S", "datatype": "string", "description": "?", "values": [{"key": "a", "name": "A"}]},
+            {"code": "R", "datatype": "string", "description": "?", "required": true, "variable": false},
+            {"code": "V", "datatype": "singlevaluelist", "description": "?",
+             "values": [{"key": "a", "name": "A"}, {"key": "a", "name": "B"}]},
+            "not an object"
+        ]}),
+    );
+    r.expect_problem(422, "validation_failed");
+    assert_eq!(
+        r.bad_fields(),
+        vec![
+            "attributes[0].code",
+            "attributes[0].datatype",
+            "attributes[1].values",
+            "attributes[2].values",
+            "attributes[3].required",
+            "attributes[4].values",
+            "attributes[5]",
+            "group",
+            "keywords"
+        ]
+    );
+    let r = w.app.post(
+        "/api/v1/categories",
+        &w.admin,
+        json!({"code": "dup", "name": "重复", "deadline_days": 1, "attributes": [
+            {"code": "A", "datatype": "number", "description": "?", "order": 1},
+            {"code": "A", "datatype": "number", "description": "?", "order": 1}]}),
+    );
+    assert_eq!(r.bad_fields(), vec!["attributes", "attributes"]);
+    // A change replaces what it names; "" and [] clear.
+    let changed = w
+        .app
+        .patch("/api/v1/categories/street_lights", &w.admin, json!({"group": "城市管理", "keywords": ["路灯"]}))
+        .expect(200)
+        .clone();
+    assert_eq!(changed["group"], "城市管理");
+    assert_eq!(changed["keywords"], json!(["路灯"]));
+    assert_eq!(changed["description"], "路灯不亮、灯杆损坏");
+    assert_eq!(changed["attributes"].as_array().map(Vec::len), Some(3));
+    let cleared = w
+        .app
+        .patch(
+            "/api/v1/categories/street_lights",
+            &w.admin,
+            json!({"group": "", "description": "", "keywords": [], "attributes": []}),
+        )
+        .expect(200)
+        .clone();
+    assert_eq!(cleared["group"], Value::Null);
+    assert_eq!(cleared["description"], Value::Null);
+    assert_eq!(cleared["keywords"], json!([]));
+    assert_eq!(cleared["attributes"], json!([]));
+    // The audit log records the definition's changes.
+    let audit = w.app.get("/api/v1/audit/admin", &w.admin).expect(200).clone();
+    assert!(audit.to_string().contains("城市管理"), "{audit}");
+}
+
+both!(
+    jurisdiction_tree,
+    departments_and_scoped_admins,
+    categories_and_programmes,
+    categories_carry_their_service_definition
+);
