@@ -80,6 +80,38 @@ fn concurrent_duplicates_with_one_key_create_one_case(b: Backend) {
     assert_eq!(count_cases(&w), 1);
 }
 
+fn one_key_across_two_processes_creates_one_case(b: Backend) {
+    let w = Arc::new(World::new(b));
+    let other = w.app.second_process();
+    let body = w.complaint("两个进程同时收到");
+    let bases = [w.app.base.clone(), other.base.clone()];
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let (w, body, base) = (Arc::clone(&w), body.clone(), bases[i % 2].clone());
+            std::thread::spawn(move || {
+                let r = ureq::post(&format!("{base}/api/v1/cases"))
+                    .set("Authorization", &format!("Bearer {}", w.supervisor))
+                    .set("Idempotency-Key", "two-processes")
+                    .send_json(body);
+                match r {
+                    Ok(resp) => (
+                        resp.status(),
+                        resp.into_json::<serde_json::Value>().ok().and_then(|v| v["id"].as_str().map(str::to_owned)),
+                    ),
+                    Err(ureq::Error::Status(code, _)) => (code, None),
+                    Err(e) => panic!("{e}"),
+                }
+            })
+        })
+        .collect();
+    let results: Vec<(u16, Option<String>)> = handles.into_iter().map(|h| h.join().expect("join")).collect();
+    assert!(results.iter().all(|(s, _)| *s == 201), "{results:?}");
+    let ids: std::collections::BTreeSet<_> = results.iter().map(|(_, id)| id.clone()).collect();
+    assert_eq!(ids.len(), 1, "{results:?}");
+    assert_eq!(count_cases(&w), 1);
+    drop(other);
+}
+
 fn keys_expire_after_a_day(b: Backend) {
     let w = World::new(b);
     let body = w.complaint("过期的键");
@@ -191,6 +223,7 @@ fn bulk_import_reads_csv_with_or_without_bom(b: Backend) {
 both!(
     retries_with_one_key_create_one_case,
     concurrent_duplicates_with_one_key_create_one_case,
+    one_key_across_two_processes_creates_one_case,
     keys_expire_after_a_day,
     bulk_import_reports_every_row_and_reruns_create_nothing,
     bulk_import_reads_csv_with_or_without_bom,
