@@ -50,7 +50,10 @@ async fn run(state: web::Data<AppState>) {
 
 /// One round: claim due deliveries, send each, record each.
 async fn dispatch(state: &web::Data<AppState>, agent: &ureq::Agent) -> AppResult<()> {
-    let jobs = state.db(|conn| webhooks::claim(conn, now(), BATCH)).await?;
+    // A claim outlives one attempt (the delivery timeout) by a margin, no more.
+    let lock = chrono::Duration::from_std(state.config.webhook_timeout).unwrap_or(chrono::Duration::seconds(10))
+        + chrono::Duration::seconds(5);
+    let jobs = state.db(move |conn| webhooks::claim(conn, now(), BATCH, lock)).await?;
     let base = chrono::Duration::from_std(state.config.webhook_retry_base).unwrap_or(chrono::Duration::seconds(5));
     for job in jobs {
         let (agent, sent) = (agent.clone(), job.clone());

@@ -341,10 +341,10 @@ pub struct Job {
 
 /// Claims due events for this process; events waiting behind an earlier one for the same case
 /// are left for later.
-pub fn claim(conn: &mut DbConn, now: DateTime<Utc>, limit: i64) -> AppResult<Vec<Job>> {
-    let claimed = write_tx(conn, |conn| {
-        Ok::<_, AppError>(q::claim_due(conn, to_db(now), to_db(now + Duration::seconds(60)), limit)?)
-    })?;
+/// A claim lasts `lock`: long enough for one attempt, so an event claimed by a process that died
+/// is sent again soon after.
+pub fn claim(conn: &mut DbConn, now: DateTime<Utc>, limit: i64, lock: Duration) -> AppResult<Vec<Job>> {
+    let claimed = write_tx(conn, |conn| Ok::<_, AppError>(q::claim_due(conn, to_db(now), to_db(now + lock), limit)?))?;
     let mut jobs = Vec::new();
     for event in claimed {
         match q::get(conn, &event.webhook_id)? {
