@@ -59,9 +59,10 @@ pub enum AppError {
     /// A body that is not `application/json`.
     #[error("content type must be application/json")]
     UnsupportedMediaType,
-    /// No route for this method on this path.
+    /// No route for this method on this path; `allow` lists the methods the path has (the `Allow`
+    /// header RFC 9110 requires on a 405).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: String },
     /// Too many requests from this caller.
     #[error("{detail}")]
     RateLimited { detail: String, retry_after_secs: u64 },
@@ -115,7 +116,7 @@ impl AppError {
             AppError::StaleVersion { .. } => "stale_version",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
-            AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable { .. } => "service_unavailable",
             AppError::Internal(_) => "internal_error",
@@ -134,7 +135,7 @@ impl AppError {
             AppError::StaleVersion { .. } => "Stale version",
             AppError::PayloadTooLarge { .. } => "Payload too large",
             AppError::UnsupportedMediaType => "Unsupported media type",
-            AppError::MethodNotAllowed => "Method not allowed",
+            AppError::MethodNotAllowed { .. } => "Method not allowed",
             AppError::RateLimited { .. } => "Too many requests",
             AppError::Unavailable { .. } => "Service unavailable",
             AppError::Internal(_) => "Internal server error",
@@ -173,7 +174,7 @@ impl ResponseError for AppError {
             AppError::StaleVersion { .. } => StatusCode::PRECONDITION_FAILED,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -229,6 +230,9 @@ impl ResponseError for AppError {
             }
             AppError::Unauthenticated { .. } => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"minsheng\""));
+            }
+            AppError::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, allow.as_str()));
             }
             _ => {}
         }

@@ -23,6 +23,31 @@ pub fn openapi_json() -> Result<&'static str, AppError> {
     .map_err(|e| AppError::Internal(format!("openapi.yaml does not convert to JSON: {e}")))
 }
 
+/// The methods the contract lists for a path pattern (`/api/v1/cases/{id}`), upper-case and
+/// comma-separated, for the `Allow` header of a 405. Empty for a path the
+/// contract does not know.
+pub fn allowed_methods(pattern: &str) -> String {
+    static PATHS: OnceLock<serde_json::Value> = OnceLock::new();
+    let paths = PATHS.get_or_init(|| {
+        serde_yaml::from_str::<serde_json::Value>(OPENAPI_YAML)
+            .ok()
+            .and_then(|doc| doc.get("paths").cloned())
+            .unwrap_or_default()
+    });
+    const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+    paths
+        .get(pattern)
+        .and_then(serde_json::Value::as_object)
+        .map(|item| {
+            item.keys()
+                .filter(|k| METHODS.contains(&k.as_str()))
+                .map(|k| k.to_ascii_uppercase())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
 /// `GET /api/v1/openapi.json`.
 pub async fn json() -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok()

@@ -32,8 +32,11 @@ fn open311_resource(path: &str) -> Resource {
     web::resource(path).default_service(web::to(open311::method_not_allowed))
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, AppError> {
-    Err(AppError::MethodNotAllowed)
+/// The 405 answer, with `Allow` naming the path's methods. They are read from the contract, which
+/// `tests/api/project.rs` holds to exactly this route table, so the two cannot drift apart.
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    let allow = req.match_pattern().map(|pattern| docs::allowed_methods(&pattern)).unwrap_or_default();
+    Err(AppError::MethodNotAllowed { allow })
 }
 
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, AppError> {

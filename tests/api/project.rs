@@ -176,6 +176,38 @@ fn every_spec_operation_is_served(b: Backend) {
     assert!(checked > 40, "{checked}");
 }
 
+/// A method a path does not have answers 405 with `Allow` naming exactly the methods the contract
+/// lists for it (RFC 9110 requires the header).
+fn methods_a_path_lacks_answer_405_with_allow(b: Backend) {
+    let app = crate::support::TestApp::start(b);
+    let doc: serde_json::Value =
+        serde_json::from_str(&app.call("GET", "/api/v1/openapi.json", None, None, &[]).text).expect("json");
+    let fill = |path: &str| path.replace("{id}", "0192f7a0-0000-7000-8000-000000000000").replace("{code}", "530602");
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let mut methods: Vec<String> = item
+            .as_object()
+            .expect("item")
+            .keys()
+            .filter(|m| ["get", "post", "patch", "put", "delete"].contains(&m.as_str()))
+            .map(|m| m.to_ascii_uppercase())
+            .collect();
+        methods.sort();
+        for probe in ["TRACE", "PUT", "DELETE", "OPTIONS", "HEAD"] {
+            if methods.iter().any(|m| m == probe) {
+                continue;
+            }
+            let r = app.call(probe, &fill(path), None, None, &[]);
+            assert_eq!(r.status, 405, "{probe} {path}: {}", r.text);
+            let mut allow: Vec<String> = r.header("allow").unwrap_or_default().split(", ").map(str::to_owned).collect();
+            allow.sort();
+            assert_eq!(allow, methods, "Allow of {path}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 150, "{checked}");
+}
+
 fn the_served_contract_is_the_committed_file(b: Backend) {
     let app = crate::support::TestApp::start(b);
     let committed = std::fs::read_to_string(root().join("openapi/openapi.yaml")).expect("spec");
@@ -202,6 +234,7 @@ both!(
     readme_walkthrough_works_as_written,
     open311_walkthrough_works_as_written,
     every_spec_operation_is_served,
+    methods_a_path_lacks_answer_405_with_allow,
     the_served_contract_is_the_committed_file
 );
 
