@@ -49,22 +49,23 @@ impl<'a> Input<'a> {
         value
     }
 
-    /// An optional string, trimmed; at most `max` characters; no control characters unless
-    /// `multiline` (which allows line breaks and tabs). An empty string counts as absent.
+    /// An optional string of at most `max` characters as sent (JSON Schema's `maxLength`),
+    /// then trimmed; no control characters inside unless `multiline` (which allows line breaks
+    /// and tabs). An empty string counts as absent.
     pub fn opt_text(&mut self, name: &str, max: usize, multiline: bool) -> Option<String> {
         let value = self.raw(name)?;
         let Some(s) = value.as_str() else {
             self.error(name, "invalid_type", "must be a string");
             return None;
         };
-        let s = s.trim();
-        if s.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'))) {
-            self.error(name, "invalid_characters", "must not contain control characters");
-            return None;
-        }
         let len = s.chars().count();
         if len > max {
             self.error(name, "too_long", format!("must be at most {max} characters (got {len})"));
+            return None;
+        }
+        let s = s.trim();
+        if s.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'))) {
+            self.error(name, "invalid_characters", "must not contain control characters");
             return None;
         }
         (!s.is_empty()).then(|| s.to_owned())
@@ -154,10 +155,11 @@ impl<'a> Input<'a> {
         self.required(name, v)
     }
 
-    /// An optional UUID, returned in its canonical lower-case form.
+    /// An optional UUID in its hyphenated form (JSON Schema's `format: uuid`), returned in its
+    /// canonical lower-case form.
     pub fn opt_uuid(&mut self, name: &str) -> Option<String> {
         let value = self.raw(name)?;
-        match value.as_str().and_then(|s| uuid::Uuid::parse_str(s).ok()) {
+        match value.as_str().and_then(parse_uuid) {
             Some(id) => Some(id.to_string()),
             None => {
                 self.error(name, "invalid_format", "must be a UUID");
@@ -190,12 +192,23 @@ impl<'a> Input<'a> {
         self.required(name, v)
     }
 
-    /// An optional integer in `min..=max`.
+    /// An optional integer in `min..=max`. JSON does not tell `15` from `15.0` (nor does JSON
+    /// Schema's `integer`), so a number with no fractional part is an integer; `15.5` and `"15"`
+    /// are not.
     pub fn opt_int(&mut self, name: &str, min: i64, max: i64) -> Option<i64> {
         let value = self.raw(name)?;
-        match value.as_i64() {
-            Some(n) if (min..=max).contains(&n) => Some(n),
-            Some(_) => {
+        let in_range = match (value.as_i64(), value.as_f64()) {
+            (Some(n), _) => Some((min..=max).contains(&n).then_some(n)),
+            (None, Some(f)) if f.is_finite() && f.fract() == 0.0 => {
+                // The bounds are small, so they convert exactly; `f` lies within them when cast.
+                let (lo, hi) = (min as f64, max as f64);
+                Some((lo..=hi).contains(&f).then_some(f as i64))
+            }
+            _ => None,
+        };
+        match in_range {
+            Some(Some(n)) => Some(n),
+            Some(None) => {
                 self.error(name, "out_of_range", format!("must be between {min} and {max}"));
                 None
             }
@@ -377,6 +390,12 @@ pub fn need<T>(value: Option<T>, field: &str) -> AppResult<T> {
     value.ok_or_else(|| AppError::Internal(format!("validated field {field} is missing")))
 }
 
+/// Parses a UUID in the hyphenated form only (`8-4-4-4-12` hex digits, RFC 9562), the one the
+/// contract's `format: uuid` names; the `uuid` crate would also take braces, URNs and bare hex.
+pub fn parse_uuid(s: &str) -> Option<uuid::Uuid> {
+    (s.len() == 36).then(|| uuid::Uuid::parse_str(s).ok()).flatten()
+}
+
 /// Parses an RFC 3339 timestamp into UTC, truncated to microseconds.
 pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     use chrono::SubsecRound;
@@ -425,12 +444,12 @@ impl<'a> Query<'a> {
         parsed
     }
 
-    /// A UUID parameter.
+    /// A UUID parameter, hyphenated.
     pub fn uuid(&mut self, name: &str) -> Option<String> {
         let v = self.get(name)?;
-        match uuid::Uuid::parse_str(v) {
-            Ok(id) => Some(id.to_string()),
-            Err(_) => {
+        match parse_uuid(v) {
+            Some(id) => Some(id.to_string()),
+            None => {
                 self.error(name, "invalid_format", "must be a UUID");
                 None
             }

@@ -87,5 +87,5 @@ pub fn new_id() -> String {
 
 /// Parses a path id as a UUID; anything else cannot name a stored row.
 pub fn path_id(raw: &str, what: &str) -> Result<String, AppError> {
-    uuid::Uuid::parse_str(raw).map(|u| u.to_string()).map_err(|_| AppError::not_found(what))
+    crate::domain::input::parse_uuid(raw).map(|u| u.to_string()).ok_or_else(|| AppError::not_found(what))
 }

@@ -55,6 +55,38 @@ fn bad_input_gets_problems(b: Backend) {
     assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
 }
 
+/// Input is read as the contract's JSON Schema reads it: `15.0` is an integer, `maxLength` counts
+/// characters as sent (before trimming), and a UUID is the hyphenated form only.
+fn input_is_read_as_json_schema_reads_it(b: Backend) {
+    let w = World::new(b);
+    let admin = w.admin.as_str();
+    let r = w.app.post("/api/v1/categories", admin, json!({"code": "roads2", "name": "道路", "deadline_days": 15.0}));
+    assert_eq!(r.expect(201)["deadline_days"], 15);
+    let r = w.app.patch("/api/v1/categories/roads2", admin, json!({"deadline_days": 1e300}));
+    assert_eq!(r.expect_problem(422, "validation_failed")["errors"][0]["code"], "out_of_range");
+    let r = w.app.patch("/api/v1/categories/roads2", admin, json!({"deadline_days": 15.5}));
+    assert_eq!(r.expect_problem(422, "validation_failed")["errors"][0]["code"], "invalid_type");
+    // 200 characters and a trailing line break: 201 characters as sent.
+    let mut case = w.complaint("x");
+    case["title"] = json!(format!("{}\n", "水".repeat(200)));
+    let r = w.app.post("/api/v1/cases", &w.supervisor, case.clone());
+    assert_eq!(r.expect_problem(422, "validation_failed")["errors"][0]["code"], "too_long");
+    case["title"] = json!(format!("{}\n", "水".repeat(199)));
+    let created = w.app.post("/api/v1/cases", &w.supervisor, case).expect(201).clone();
+    assert_eq!(created["title"], "水".repeat(199));
+    // Bare hex, braces and URNs are UUIDs to the `uuid` crate, not to `format: uuid`.
+    let id = created["id"].as_str().expect("id").to_owned();
+    let simple = id.replace('-', "");
+    w.app.get(&format!("/api/v1/cases/{simple}"), &w.supervisor).expect_problem(404, "not_found");
+    let r = w.act(&w.supervisor, &id, "assign", json!({"department_id": w.water.replace('-', "")}));
+    assert_eq!(r.expect_problem(422, "validation_failed")["errors"][0]["code"], "invalid_format");
+    let r = w.act(&w.supervisor, &id, "assign", json!({"department_id": format!("{{{}}}", w.water)}));
+    r.expect_problem(422, "validation_failed");
+    let r = w.app.get(&format!("/api/v1/cases?department_id={}", w.water.replace('-', "")), &w.supervisor);
+    assert_eq!(r.expect_problem(422, "validation_failed")["errors"][0]["field"], "department_id");
+    w.act(&w.supervisor, &id, "assign", json!({"department_id": w.water.to_uppercase()})).expect(200);
+}
+
 fn health_and_request_ids(b: Backend) {
     let w = World::new(b);
     let r = w.app.call("GET", "/healthz", None, None, &[]);
@@ -68,4 +100,4 @@ fn health_and_request_ids(b: Backend) {
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
 }
 
-both!(bad_input_gets_problems, health_and_request_ids);
+both!(bad_input_gets_problems, input_is_read_as_json_schema_reads_it, health_and_request_ids);
