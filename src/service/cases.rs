@@ -541,21 +541,40 @@ pub enum IfMatch {
 }
 
 impl IfMatch {
-    /// Parses the header value; `None` if it is not a list of entity tags.
+    /// Parses the header value (RFC 9110: `*` or a comma-separated list of entity tags, each
+    /// `"<opaque>"` or `W/"<opaque>"` with the opaque part of `!` and `#`–`~`; the list may be
+    /// empty and have empty elements, and an empty list matches nothing); `None` if it is not of
+    /// that form.
     pub fn parse(value: &str) -> Option<IfMatch> {
-        let value = value.trim();
+        let ows = |s: &str| s.trim_start_matches([' ', '\t']).to_owned();
+        let value = value.trim_matches([' ', '\t']);
         if value == "*" {
             return Some(IfMatch::Any);
         }
-        let tags: Option<Vec<String>> = value
-            .split(',')
-            .map(|t| {
-                let t = t.trim();
-                let t = t.strip_prefix("W/").unwrap_or(t);
-                (t.len() >= 2 && t.starts_with('"') && t.ends_with('"')).then(|| t.to_owned())
-            })
-            .collect();
-        tags.filter(|t| !t.is_empty()).map(IfMatch::Tags)
+        let (mut tags, mut rest, mut need_comma) = (Vec::new(), value.to_owned(), false);
+        loop {
+            rest = ows(&rest);
+            if rest.is_empty() {
+                break;
+            }
+            if let Some(after) = rest.strip_prefix(',') {
+                (rest, need_comma) = (after.to_owned(), false);
+                continue;
+            }
+            if need_comma {
+                return None;
+            }
+            let tag = rest.strip_prefix("W/").unwrap_or(&rest).strip_prefix('"')?;
+            let end = tag.find('"')?;
+            let opaque = tag.get(..end)?;
+            if !opaque.bytes().all(|b| b == b'!' || (b'#'..=b'~').contains(&b)) {
+                return None;
+            }
+            tags.push(format!("\"{opaque}\""));
+            rest = tag.get(end + 1..)?.to_owned();
+            need_comma = true;
+        }
+        Some(IfMatch::Tags(tags))
     }
 
     fn matches(&self, version: i64) -> bool {
@@ -897,6 +916,19 @@ mod tests {
         let m = IfMatch::parse("\"3\", W/\"4\"").expect("tags");
         assert!(m.matches(3) && m.matches(4) && !m.matches(5));
         assert_eq!(IfMatch::parse("3"), None);
-        assert_eq!(IfMatch::parse(""), None);
+        // An empty list is a list (`#entity-tag`), and matches no version.
+        for empty in ["", " ", ",", " , ,"] {
+            let m = IfMatch::parse(empty).expect("an empty list");
+            assert_eq!(m, IfMatch::Tags(vec![]));
+            assert!(!m.matches(1));
+        }
+        // RFC 9110 entity tags may hold commas; empty list elements are allowed.
+        let m = IfMatch::parse(" \"a,b\" , ,W/\"7\",").expect("tags");
+        assert_eq!(m, IfMatch::Tags(vec!["\"a,b\"".to_owned(), "\"7\"".to_owned()]));
+        assert!(m.matches(7));
+        // Not entity tags: a space or a quote inside, two tags without a comma, `*` in a list.
+        for bad in ["\"a b\"", "\"1\" \"2\"", "*, \"1\"", "\"1", "W/3", "*,"] {
+            assert_eq!(IfMatch::parse(bad), None, "{bad}");
+        }
     }
 }

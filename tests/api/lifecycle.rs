@@ -279,6 +279,20 @@ fn if_match_is_honoured(b: Backend) {
     r.expect_problem(412, "stale_version");
     let get = w.app.get(&format!("/api/v1/cases/{id}"), &w.supervisor);
     assert_eq!(get.header("etag"), Some("\"3\""));
+    // RFC 9110 entity tags may contain commas, and an empty list is a list: both are well formed
+    // and simply do not match (412), where they used to be refused as malformed (400).
+    for stale in ["\"a,b\", \"2\"", "", " , "] {
+        let r = w.app.call("POST", &comment, Some(&w.supervisor), Some(&json!({"text": "c"})), &[("If-Match", stale)]);
+        r.expect_problem(412, "stale_version");
+    }
+    for malformed in ["\"a b\"", "\"3\" \"4\"", "*, \"3\""] {
+        let r =
+            w.app.call("POST", &comment, Some(&w.supervisor), Some(&json!({"text": "c"})), &[("If-Match", malformed)]);
+        r.expect_problem(400, "invalid_if_match");
+    }
+    let r =
+        w.app.call("POST", &comment, Some(&w.supervisor), Some(&json!({"text": "c"})), &[("If-Match", "\"x\",\"3\"")]);
+    assert_eq!(r.expect(200)["version"], 4);
 }
 
 fn concurrent_actions_on_one_version_have_one_winner(b: Backend) {
