@@ -71,6 +71,18 @@ impl Principal {
         }
     }
 
+    /// Refuses an API client what only people have: a password and a sign-in session
+    /// (403 `role_not_permitted`).
+    pub fn require_user(&self) -> AppResult<()> {
+        match self.kind {
+            PrincipalKind::User => Ok(()),
+            PrincipalKind::ApiClient => Err(AppError::Forbidden {
+                code: "role_not_permitted",
+                detail: "an API key has no password and no session: rotate or revoke the client instead".to_owned(),
+            }),
+        }
+    }
+
     /// Refuses anyone but an admin.
     pub fn require_admin(&self) -> AppResult<()> {
         if self.role == Role::Admin {

@@ -112,6 +112,7 @@ pub async fn refresh(state: web::Data<AppState>, JsonBody(body): JsonBody) -> Re
 
 /// `POST /api/v1/auth/logout`: ends the caller's session (its access and refresh tokens).
 pub async fn logout(state: web::Data<AppState>, p: Principal) -> Result<HttpResponse, AppError> {
+    p.require_user()?;
     let ended = state.db(move |conn| sessions::logout(conn, &p, now())).await?;
     state.sessions.forget(&ended);
     Ok(HttpResponse::NoContent().finish())
@@ -124,6 +125,7 @@ pub async fn change_own_password(
     req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, AppError> {
+    p.require_user()?;
     let mut i = Input::new(&body);
     let current = i.secret("current_password", 128);
     let new = i.secret("new_password", 128);

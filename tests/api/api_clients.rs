@@ -422,8 +422,20 @@ fn a_process_forgets_keys_it_revokes_at_once(b: Backend) {
     w.app.get("/api/v1/me", &key).expect_problem(401, "invalid_api_key");
 }
 
+/// A key has no password to change and no session to end: both answer 403 (changing a password
+/// used to look the client up as a user and answer an undocumented 404), and the key still works.
+fn keys_have_no_password_and_no_session(b: Backend) {
+    let w = World::new(b);
+    let (_, key) = client_with(&w, "省12345平台", &["cases:create"]);
+    let body = json!({"current_password": "Anything-2026", "new_password": "Something-Else-2026"});
+    w.app.post("/api/v1/me/password", &key, body).expect_problem(403, "role_not_permitted");
+    w.app.post("/api/v1/auth/logout", &key, json!({})).expect_problem(403, "role_not_permitted");
+    w.app.get("/api/v1/me", &key).expect(200);
+}
+
 both!(
     keys_are_shown_once_and_stored_hashed,
+    keys_have_no_password_and_no_session,
     client_creates_reads_and_comments_on_its_own_cases,
     scopes_limit_what_a_key_allows,
     only_admins_of_the_subtree_manage_clients,
