@@ -184,7 +184,8 @@ fn methods_a_path_lacks_answer_405_with_allow(b: Backend) {
         serde_json::from_str(&app.call("GET", "/api/v1/openapi.json", None, None, &[]).text).expect("json");
     let fill = |path: &str| path.replace("{id}", "0192f7a0-0000-7000-8000-000000000000").replace("{code}", "530602");
     let mut checked = 0;
-    for (path, item) in doc["paths"].as_object().expect("paths") {
+    // Open311 answers wrong methods in its own error format, which has only 400, 403 and 404.
+    for (path, item) in doc["paths"].as_object().expect("paths").iter().filter(|(p, _)| !p.starts_with("/open311/")) {
         let mut methods: Vec<String> = item
             .as_object()
             .expect("item")
