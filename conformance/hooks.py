@@ -1,0 +1,74 @@
+"""Schemathesis hooks for scripts/conformance.sh (see docs/CONFORMANCE.md).
+
+One extra check, which makes `positive_data_acceptance` stricter, not looser: the configuration
+lets a schema-valid request be answered `422` (see schemathesis.toml), and this check then demands
+that every field error of that `422` is one the schema cannot rule out, i.e. one that depends on
+stored data, on the clock or on the caller (`not_found`, `not_in_future`, ...). A `422` that names
+a field error the schema could have expressed (`invalid_type`, `too_long`, `invalid_characters`,
+`invalid_format`, `out_of_range`, ...) means the contract promises more than the service accepts,
+and fails the run.
+"""
+
+from __future__ import annotations
+
+import schemathesis
+from schemathesis.core import NotSet
+from schemathesis.core.jsonschema import make_validator
+
+# Field error codes that no JSON Schema can predict: a reference that names nothing in the
+# caller's scope, a time that must lie in the future or after the stored one, a password the
+# policy refuses (common, containing the username, one repeated character), a current password
+# that does not match, a cursor that this list did not hand out.
+SEMANTIC = {"not_found", "out_of_scope", "not_in_future", "not_later", "weak_password", "incorrect", "invalid_cursor"}
+
+# Further (field, code) pairs that depend on stored state or on the caller, per operation.
+PER_OPERATION = {
+    # A caseworker must end up with a department: whether it has one is stored state.
+    "PATCH /api/v1/users/{id}": {("department_id", "required")},
+    # Only a whole-tree admin may create a root; a scoped admin must name a parent.
+    "POST /api/v1/jurisdictions": {("parent_code", "required")},
+    # `external_source` and `external_id` go together: OpenAPI cannot tie two query parameters.
+    "GET /api/v1/cases": {("external_source", "required"), ("external_id", "required")},
+    # A dismissal cannot name the case itself as the one it duplicates (the id is in the path).
+    "POST /api/v1/cases/{id}/actions/dismiss": {("duplicate_of", "invalid_value")},
+}
+
+
+def body_is_valid(case) -> bool:
+    """Whether the body really satisfies its schema: the generator does not honour every keyword
+    (`if`/`then`/`else`, for one), so a "positive" case can carry a body the schema refuses."""
+    if case.body is None or isinstance(case.body, NotSet):
+        return True
+    body = case.operation.get_body_for_media_type(case.media_type)
+    if body is None:
+        return True
+    validator = make_validator(body.optimized_schema, case.operation.schema.adapter.jsonschema_validator_cls)
+    return validator.is_valid(case.body)
+
+
+@schemathesis.check
+def refusal_of_valid_data_is_semantic(ctx, response, case):
+    """A schema-valid request refused with 422 must be refused for reasons the schema cannot state."""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or response.status_code != 422:
+        return None
+    if not body_is_valid(case):
+        return None
+    try:
+        problem = response.json()
+    except ValueError:
+        raise AssertionError("a 422 answer is not JSON") from None
+    errors = problem.get("errors") if isinstance(problem, dict) else None
+    if not errors:
+        raise AssertionError("a 422 answer without field errors")
+    allowed = PER_OPERATION.get(case.operation.label, set())
+    unexpected = [
+        e for e in errors if e.get("code") not in SEMANTIC and (e.get("field"), e.get("code")) not in allowed
+    ]
+    if unexpected:
+        listed = ", ".join(f"{e.get('field')}: {e.get('code')} ({e.get('message')})" for e in unexpected)
+        raise AssertionError(
+            "Schema-valid data refused for a reason the schema could state: "
+            f"{listed}. Either the contract allows too much or the service refuses too much."
+        )
+    return None
