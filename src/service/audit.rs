@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{encode_cursor, new_id, Page, PageRequest};
+use super::{new_id, paginate, Page, PageRequest};
 use crate::db::audit::{self as q, AdminAudit, PersonalDataAccess};
 use crate::db::DbConn;
 use crate::domain::access::{upper_bound, Principal};
@@ -93,13 +93,6 @@ fn range(p: &Principal) -> Option<(String, String)> {
     p.scope_path.as_ref().map(|s| (s.clone(), upper_bound(s)))
 }
 
-fn page<R, T>(mut rows: Vec<R>, limit: i64, id: impl Fn(&R) -> String, view: impl Fn(R) -> T) -> Page<T> {
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit.max(0) as usize);
-    let next_cursor = if more { rows.last().map(|r| encode_cursor(&id(r))) } else { None };
-    Page { items: rows.into_iter().map(view).collect(), next_cursor }
-}
-
 /// Administrative changes in the caller's subtree, newest first (tree-wide ones for whole-tree admins).
 pub fn list_admin(
     conn: &mut DbConn,
@@ -116,7 +109,7 @@ pub fn list_admin(
         req.after.as_deref(),
         req.limit + 1,
     )?;
-    Ok(page(
+    Ok(paginate(
         rows,
         req.limit,
         |a| a.id.clone(),
@@ -148,7 +141,7 @@ pub fn list_access(
         req.after.as_deref(),
         req.limit + 1,
     )?;
-    Ok(page(
+    Ok(paginate(
         rows,
         req.limit,
         |a| a.id.clone(),
