@@ -64,6 +64,12 @@ fn respond(status: u16, body: String, headers: &[(String, String)], replayed: bo
     res.body(body)
 }
 
+/// What a keyed request came to: the first answer replayed, or the work done now.
+enum Outcome {
+    Replay(Stored),
+    Done(Answer),
+}
+
 /// Runs `work` (one unit of work that returns the answer) — once per key when the request has an
 /// `Idempotency-Key`, recording the answer in the same transaction as the work.
 pub async fn run<F>(
@@ -89,48 +95,36 @@ where
         })?
         .to_owned();
     let hash = idem::fingerprint(req.method().as_str(), req.path(), body);
-    // A request with the same key still running: wait for its answer (up to ~10 s).
-    let mut waited = 0;
-    let claimed_at = loop {
-        let (principal, key, hash, at) = (p.id.clone(), key.clone(), hash.clone(), now());
-        match state.db(move |conn| idem::claim(conn, &principal, &key, &hash, at)).await? {
-            Claim::Fresh => break at,
-            Claim::Replay(s) => return Ok(respond(s.status, s.body, &s.headers, true)),
-            Claim::Mismatch => {
-                return Err(AppError::invalid(
+    // The claim, the work and the answer are one transaction. A repeat that comes while the first
+    // is running waits on the first's lock (PostgreSQL: its uncommitted key row; SQLite: the write
+    // lock) and then replays its answer; a request that fails or dies with its process leaves no
+    // claim behind, so a retry after a crash is answered at once.
+    let principal = p.id.clone();
+    let outcome = state
+        .db(move |conn| {
+            write_tx(conn, |conn| match idem::claim(conn, &principal, &key, &hash, now())? {
+                Claim::Fresh => {
+                    let answer = work(conn)?;
+                    idem::complete(conn, &principal, &key, &answer.stored())?;
+                    Ok(Outcome::Done(answer))
+                }
+                Claim::Replay(stored) => Ok(Outcome::Replay(stored)),
+                Claim::Mismatch => Err(AppError::invalid(
                     HEADER,
                     "idempotency_key_reused",
                     "this Idempotency-Key was used with a different request; use a new key",
-                ))
-            }
-            Claim::InProgress if waited < 100 => {
-                waited += 1;
-                actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            Claim::InProgress => {
-                return Err(AppError::conflict(
+                )),
+                // Only a claim left by an older version of the service, which claimed first and
+                // worked later; it lapses after `STALE_CLAIM_SECS`.
+                Claim::InProgress => Err(AppError::conflict(
                     "idempotency_key_in_progress",
                     "a request with this Idempotency-Key is still being answered; retry shortly",
-                ))
-            }
-        }
-    };
-    let (principal, owned_key) = (p.id.clone(), key.clone());
-    let result = state
-        .db(move |conn| {
-            write_tx(conn, |conn| {
-                let answer = work(conn)?;
-                idem::complete(conn, &principal, &owned_key, &answer.stored())?;
-                Ok(answer)
+                )),
             })
         })
-        .await;
-    match result {
-        Ok(answer) => Ok(respond(answer.status.as_u16(), answer.body.to_string(), &answer.headers, false)),
-        Err(e) => {
-            let principal = p.id.clone();
-            state.db(move |conn| idem::release(conn, &principal, &key, claimed_at)).await?;
-            Err(e)
-        }
-    }
+        .await?;
+    Ok(match outcome {
+        Outcome::Replay(replay) => respond(replay.status, replay.body, &replay.headers, true),
+        Outcome::Done(answer) => respond(answer.status.as_u16(), answer.body.to_string(), &answer.headers, false),
+    })
 }

@@ -1,12 +1,13 @@
 //! Safe retries: a POST with an `Idempotency-Key` is done at most once per caller and key.
 //!
-//! The first request *claims* the key (a row with no answer yet), then does its work and records
-//! its answer in the same transaction as the work — so a committed change always has its recorded
-//! answer, and a rolled-back one never does. A repeat with the same body gets that answer again; a
-//! repeat while the first is still running waits for it; a repeat with another body is refused. A
-//! claim whose request died (the process crashed) is taken over after [`STALE_CLAIM_SECS`]. Only
-//! successful answers are kept: a request that failed releases its claim and may be retried with
-//! the same key. Keys are kept [`KEY_TTL_HOURS`] hours, then purged.
+//! The request *claims* the key (a row), does its work and records its answer, all in one
+//! transaction — so a committed change always has its recorded answer, and a rolled-back one (a
+//! failed request, or one whose process died) leaves no trace: the key may be retried at once. A
+//! repeat with the same body gets that answer again; a repeat while the first is still running
+//! waits for the first's transaction (on its key row or the write lock) and then replays; a repeat
+//! with another body is refused. Only successful answers are kept. Keys are kept
+//! [`KEY_TTL_HOURS`] hours, then purged. Claims without an answer were left by earlier versions
+//! (which claimed in a transaction of its own); they are taken over after [`STALE_CLAIM_SECS`].
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -131,20 +132,6 @@ pub fn complete(conn: &mut DbConn, principal: &str, key: &str, answer: &Stored) 
             k::response_headers.eq(Some(headers)),
         ))
         .execute(conn)?;
-    Ok(())
-}
-
-/// Gives a claim back after a failed request, so the key may be retried.
-/// Only the claim this request made (`claimed_at`) is given back, never one another request took
-/// over since.
-pub fn release(conn: &mut DbConn, principal: &str, key: &str, claimed_at: DateTime<Utc>) -> AppResult<()> {
-    diesel::delete(
-        k::idempotency_keys
-            .find((principal, key))
-            .filter(k::status.is_null())
-            .filter(k::claimed_at.eq(to_db(claimed_at))),
-    )
-    .execute(conn)?;
     Ok(())
 }
 
