@@ -67,6 +67,10 @@ pub struct Config {
     /// `MINSHENG_API_KEY_CACHE_SECS`: how long a process remembers a verified API key (default 5;
     /// 0 turns the cache off). A revoked key keeps working in other processes for up to this long.
     pub api_key_cache_ttl: Duration,
+    /// `MINSHENG_SQLITE_MAX_PAGES`: cap on a SQLite database's size in pages (4 KiB each; default
+    /// none). Past it writes are refused whole with `503 storage_full`, as on a full disk, so a
+    /// county server's disk never fills up under the database.
+    pub sqlite_max_pages: Option<u64>,
 }
 
 impl Default for Config {
@@ -98,6 +102,7 @@ impl Default for Config {
             login_lockout: Duration::from_secs(900),
             trust_forwarded_for: false,
             api_key_cache_ttl: Duration::from_secs(5),
+            sqlite_max_pages: None,
         }
     }
 }
@@ -207,6 +212,10 @@ impl Config {
                 var("MINSHENG_API_KEY_CACHE_SECS"),
                 d.api_key_cache_ttl.as_secs(),
             )?),
+            sqlite_max_pages: match var("MINSHENG_SQLITE_MAX_PAGES") {
+                None => None,
+                Some(v) => Some(num("MINSHENG_SQLITE_MAX_PAGES", Some(v), 0u64)?.max(1)),
+            },
         })
     }
 }

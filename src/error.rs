@@ -69,6 +69,10 @@ pub enum AppError {
     /// The database cannot be reached or is busy beyond the timeout.
     #[error("{detail}")]
     Unavailable { detail: String },
+    /// The database has no room left (disk full, or the configured SQLite size cap reached); the
+    /// write was rolled back whole.
+    #[error("{detail}")]
+    StorageFull { detail: String },
     /// A bug or an unexpected failure. The text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -119,6 +123,7 @@ impl AppError {
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable { .. } => "service_unavailable",
+            AppError::StorageFull { .. } => "storage_full",
             AppError::Internal(_) => "internal_error",
         }
     }
@@ -138,6 +143,7 @@ impl AppError {
             AppError::MethodNotAllowed { .. } => "Method not allowed",
             AppError::RateLimited { .. } => "Too many requests",
             AppError::Unavailable { .. } => "Service unavailable",
+            AppError::StorageFull { .. } => "Storage full",
             AppError::Internal(_) => "Internal server error",
         }
     }
@@ -176,7 +182,7 @@ impl ResponseError for AppError {
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable { .. } | AppError::StorageFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -192,6 +198,10 @@ impl ResponseError for AppError {
             AppError::Unavailable { detail } => {
                 tracing::warn!(error = %detail, "database unavailable");
                 "the database is unavailable; retry shortly".to_owned()
+            }
+            AppError::StorageFull { detail } => {
+                tracing::error!(error = %detail, "database storage full");
+                "the database has no room left; nothing was written; retry after an operator has freed space".to_owned()
             }
             other => other.to_string(),
         };
@@ -227,6 +237,9 @@ impl ResponseError for AppError {
             }
             AppError::Unavailable { .. } => {
                 response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            AppError::StorageFull { .. } => {
+                response.insert_header((header::RETRY_AFTER, "60"));
             }
             AppError::Unauthenticated { .. } => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"minsheng\""));
@@ -271,6 +284,10 @@ impl Open311Error {
                 tracing::warn!(error = %detail, "database unavailable");
                 vec!["general service error: the service is unavailable; retry shortly".to_owned()]
             }
+            AppError::StorageFull { detail } => {
+                tracing::error!(error = %detail, "database storage full");
+                vec!["general service error: the service cannot store anything now; retry later".to_owned()]
+            }
             other => vec![other.to_string()],
         }
     }
@@ -310,6 +327,9 @@ impl From<diesel::result::Error> for AppError {
                 AppError::conflict("concurrent_update", "another request changed the same data; retry")
             }
             E::DatabaseError(K::ClosedConnection, info) => AppError::Unavailable { detail: info.message().to_owned() },
+            E::DatabaseError(_, ref info) if is_full(info.message()) => {
+                AppError::StorageFull { detail: info.message().to_owned() }
+            }
             E::DatabaseError(_, ref info) if is_busy(info.message()) => {
                 AppError::Unavailable { detail: info.message().to_owned() }
             }
@@ -318,9 +338,15 @@ impl From<diesel::result::Error> for AppError {
     }
 }
 
-/// SQLite reports lock time-outs and a full disk as plain database errors.
+/// SQLite reports lock time-outs as plain database errors.
 fn is_busy(message: &str) -> bool {
-    message.contains("database is locked") || message.contains("database or disk is full")
+    message.contains("database is locked")
+}
+
+/// A full disk: SQLite's SQLITE_FULL (also what its `max_page_count` cap answers), PostgreSQL's
+/// `could not extend file …: No space left on device` (SQLSTATE 53100).
+fn is_full(message: &str) -> bool {
+    message.contains("database or disk is full") || message.contains("No space left on device")
 }
 
 impl From<diesel::r2d2::PoolError> for AppError {

@@ -40,7 +40,9 @@ const API_KEY_CACHE_CAPACITY: usize = 4096;
 pub fn init_state(config: Config) -> Result<AppState, String> {
     let backend = db::Backend::from_url(&config.database_url);
     let busy_ms = u32::try_from(config.db_timeout.as_millis()).unwrap_or(u32::MAX);
-    let pool = db::build_pool(&config.database_url, config.pool_size, busy_ms, config.db_timeout)?;
+    let factory =
+        db::ConnectionFactory::new(&config.database_url, busy_ms).with_sqlite_max_pages(config.sqlite_max_pages);
+    let pool = db::build_pool_with(factory, config.pool_size, config.db_timeout)?;
     let mut conn = pool.get().map_err(|e| format!("cannot connect to the database: {e}"))?;
     let applied = db::run_migrations(&mut conn)?;
     if applied > 0 {
@@ -99,25 +101,32 @@ pub fn app(
         .wrap(from_fn(middleware::request_context))
 }
 
-/// Runs the HTTP server until SIGINT/SIGTERM, then lets in-flight requests finish within the
-/// configured grace period.
+/// Runs the HTTP server until SIGINT/SIGTERM, then shuts down in order: stop accepting, let
+/// in-flight requests finish within the grace period, let the webhook dispatcher finish the
+/// delivery it is making and stop, close the database pool.
 pub async fn serve(config: Config) -> Result<(), String> {
     let listen = config.listen.clone();
     let workers = config.workers;
-    let grace = config.shutdown_grace.as_secs();
+    let grace = config.shutdown_grace;
     let state = web::block(move || init_state(config)).await.map_err(|e| e.to_string())??;
     let backend = state.backend.name();
     let state = web::Data::new(state);
-    background::start(state.clone());
-    let mut server = HttpServer::new(move || app(state.clone())).shutdown_timeout(grace);
+    let background = background::start(state.clone());
+    let for_server = state.clone();
+    let mut server = HttpServer::new(move || app(for_server.clone())).shutdown_timeout(grace.as_secs());
     if let Some(n) = workers {
         server = server.workers(n);
     }
     let server = server.bind(&listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    tracing::info!(listen = %listen, backend, "minsheng listening on {listen}");
-    server.run().await.map_err(|e| e.to_string())?;
-    tracing::info!("minsheng stopped");
-    Ok(())
+    // The bound address, not the configured one: with port 0 the system picks it.
+    let bound = server.addrs().first().map_or_else(|| listen.clone(), ToString::to_string);
+    tracing::info!(listen = %bound, backend, "minsheng listening on {bound}");
+    let served = server.run().await.map_err(|e| e.to_string());
+    tracing::info!("http server stopped; stopping background work");
+    background.stop(grace).await;
+    drop(state);
+    tracing::info!("database pool closed; minsheng stopped");
+    served
 }
 
 /// Sets up logging: JSON lines, or human-readable text when stderr is a terminal; `RUST_LOG`

@@ -41,10 +41,16 @@ impl AppState {
     {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
+        let backend = self.backend;
         web::block(move || {
             let _entered = span.enter();
             let mut conn = pool.get()?;
-            work(&mut conn)
+            let result = work(&mut conn);
+            // PostgreSQL went away under this connection: drop it rather than hand it out again.
+            if backend == Backend::Postgres && matches!(result, Err(AppError::Unavailable { .. })) {
+                crate::db::discard(&mut conn);
+            }
+            result
         })
         .await
         .map_err(AppError::from)?

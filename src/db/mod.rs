@@ -81,12 +81,50 @@ pub struct ConnectionFactory {
     url: String,
     backend: Backend,
     busy_timeout_ms: u32,
+    sqlite_max_pages: Option<u64>,
+}
+
+/// libpq settings that keep a dead or unreachable PostgreSQL from hanging a request: a bound on
+/// opening a connection, and TCP keepalives so a connection whose server vanished without a word
+/// is noticed (after about 10 + 3 × 5 s) instead of waiting for ever. Each is added only when the
+/// URL does not set it already.
+fn pg_url_with_timeouts(url: &str, connect_timeout_secs: u64) -> String {
+    let mut url = url.to_owned();
+    for (key, value) in [
+        ("connect_timeout", connect_timeout_secs.max(1).to_string()),
+        ("keepalives", "1".to_owned()),
+        ("keepalives_idle", "10".to_owned()),
+        ("keepalives_interval", "5".to_owned()),
+        ("keepalives_count", "3".to_owned()),
+    ] {
+        let present = url
+            .split_once('?')
+            .is_some_and(|(_, query)| query.split('&').any(|pair| pair.split('=').next() == Some(key)));
+        if !present {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            url = format!("{url}{sep}{key}={value}");
+        }
+    }
+    url
 }
 
 impl ConnectionFactory {
-    /// A factory for `url`.
+    /// A factory for `url`. PostgreSQL connections give up opening after the busy timeout
+    /// (rounded up to whole seconds, libpq's unit).
     pub fn new(url: &str, busy_timeout_ms: u32) -> Self {
-        ConnectionFactory { url: url.to_owned(), backend: Backend::from_url(url), busy_timeout_ms }
+        let backend = Backend::from_url(url);
+        let url = match backend {
+            Backend::Postgres => pg_url_with_timeouts(url, u64::from(busy_timeout_ms).div_ceil(1000)),
+            Backend::Sqlite => url.to_owned(),
+        };
+        ConnectionFactory { url, backend, busy_timeout_ms, sqlite_max_pages: None }
+    }
+
+    /// Caps a SQLite database at this many pages (`PRAGMA max_page_count`, set on every
+    /// connection): writes that would grow the file further fail as "disk full".
+    pub fn with_sqlite_max_pages(mut self, pages: Option<u64>) -> Self {
+        self.sqlite_max_pages = pages;
+        self
     }
 
     /// Opens one connection, configured for this service.
@@ -103,6 +141,10 @@ impl ConnectionFactory {
                     "PRAGMA foreign_keys = ON".to_owned(),
                 ] {
                     conn.batch_execute(&pragma).map_err(ConnectionError::CouldntSetupConfiguration)?;
+                }
+                if let Some(pages) = self.sqlite_max_pages {
+                    conn.batch_execute(&format!("PRAGMA max_page_count = {pages}"))
+                        .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 }
                 Ok(DbConn::Sqlite(conn))
             }
@@ -132,9 +174,20 @@ impl ManageConnection for ConnectionFactory {
     }
 }
 
+/// Marks a connection as unusable so the pool drops it when it is given back instead of handing
+/// it out again. Used when the server went away under it (libpq never reconnects by itself): a
+/// stale connection must not fail every request after PostgreSQL has come back.
+pub fn discard(conn: &mut DbConn) {
+    <DbConn as TransactionManager<DbConn>>::transaction_manager_status_mut(conn).set_in_error();
+}
+
 /// Builds the pool. Connections are opened lazily (`min_idle` 1) so start-up stays fast.
 pub fn build_pool(url: &str, max_size: u32, busy_timeout_ms: u32, connect_timeout: Duration) -> Result<DbPool, String> {
-    let factory = ConnectionFactory::new(url, busy_timeout_ms);
+    build_pool_with(ConnectionFactory::new(url, busy_timeout_ms), max_size, connect_timeout)
+}
+
+/// Builds the pool over a configured factory.
+pub fn build_pool_with(factory: ConnectionFactory, max_size: u32, connect_timeout: Duration) -> Result<DbPool, String> {
     r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
@@ -181,9 +234,15 @@ where
             <DbConn as TransactionManager<DbConn>>::commit_transaction(conn)?;
             Ok(value)
         }
-        Err(err) => match <DbConn as TransactionManager<DbConn>>::rollback_transaction(conn) {
-            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(err),
-            Err(rollback) => Err(rollback.into()),
-        },
+        // A failed rollback leaves the connection marked broken (the pool then drops it); the
+        // error worth answering is the one that made the work fail. SQLite, for one, may already
+        // have rolled back by itself after SQLITE_FULL, so its ROLLBACK fails.
+        Err(err) => {
+            if let Err(rollback) = <DbConn as TransactionManager<DbConn>>::rollback_transaction(conn) {
+                tracing::warn!(error = %rollback, "rollback after a failed unit of work failed");
+                discard(conn);
+            }
+            Err(err)
+        }
     }
 }

@@ -244,20 +244,32 @@ impl TestApp {
     }
 
     fn read(result: Result<ureq::Response, ureq::Error>) -> Resp {
-        let resp = match result {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("transport error: {e}"),
-        };
-        let status = resp.status();
-        let headers = resp
-            .headers_names()
-            .into_iter()
-            .filter_map(|n| resp.header(&n).map(|v| (n.to_ascii_lowercase(), v.to_owned())))
-            .collect();
-        let text = resp.into_string().unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, headers, body, text }
+        read_response(result).unwrap_or_else(|e| panic!("transport error: {e}"))
+    }
+
+    /// Restarts on the same database with adjusted configuration.
+    pub fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
+        adjust(&mut self.config);
+        self.restart();
+    }
+
+    /// Starts a service on an existing database (e.g. one a backup was restored into); the test
+    /// owns that database and cleans it up.
+    pub fn start_on(backend: Backend, database_url: &str) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = test_config(database_url);
+        let (port, handle) = spawn_server(config.clone());
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+        TestApp {
+            backend,
+            base: format!("http://127.0.0.1:{port}"),
+            database_url: database_url.to_owned(),
+            agent,
+            stop: Some(handle),
+            schema: None,
+            config,
+            _dir: dir,
+        }
     }
 
     pub fn get(&self, path: &str, token: &str) -> Resp {
@@ -314,6 +326,193 @@ impl Drop for TestApp {
             if let Ok(mut conn) = diesel::PgConnection::establish(&pg_base_url()) {
                 let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
             }
+        }
+    }
+}
+
+/// Reads a response whole; a transport failure (refused, reset, timed out) is an `Err`.
+pub fn read_response(result: Result<ureq::Response, ureq::Error>) -> Result<Resp, ureq::Error> {
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(e),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .filter_map(|n| resp.header(&n).map(|v| (n.to_ascii_lowercase(), v.to_owned())))
+        .collect();
+    let text = resp.into_string().unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Ok(Resp { status, headers, body, text })
+}
+
+/// An HTTP client for a service at `base` that reports transport failures instead of panicking
+/// (for services that are killed or stopped under it).
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client with a generous "does not hang" bound on every request.
+    pub fn new(base: &str) -> Client {
+        Client { base: base.to_owned(), agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build() }
+    }
+
+    /// Sends a request; `body` is sent as JSON when given.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp, ureq::Error> {
+        let mut req = self.agent.request(method, &format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        read_response(match body {
+            Some(b) => req.send_json(b.clone()),
+            None => req.call(),
+        })
+    }
+
+    /// A GET that must get an answer.
+    #[track_caller]
+    pub fn get(&self, path: &str, token: &str) -> Resp {
+        self.call("GET", path, Some(token), None, &[]).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+}
+
+/// The real `minsheng` binary, run as a child process on a test's database: what a crash, a
+/// SIGTERM or a CLI command needs that an in-process server cannot give.
+pub struct Process {
+    pub child: std::process::Child,
+    pub base: String,
+    pub addr: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// The environment every child process gets: the same cheap hashing and JWT secret as
+/// [`test_config`], so tokens from an in-process server work against it and back.
+pub fn process_env(database_url: &str) -> Vec<(String, String)> {
+    [
+        ("DATABASE_URL", database_url),
+        ("MINSHENG_LISTEN", "127.0.0.1:0"),
+        ("MINSHENG_JWT_SECRET", "test-secret-0123456789abcdef0123456789"),
+        ("MINSHENG_ARGON2_MEMORY_KIB", "64"),
+        ("MINSHENG_ARGON2_ITERATIONS", "1"),
+        ("MINSHENG_WORKERS", "2"),
+        ("MINSHENG_DB_POOL_SIZE", "8"),
+        ("MINSHENG_SESSION_CHECK_SECS", "0"),
+        ("MINSHENG_API_KEY_CACHE_SECS", "0"),
+        ("RUST_LOG", "info"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// Runs a CLI command of the binary to completion; returns (success, stdout, stderr).
+pub fn run_cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_minsheng"))
+        .args(args)
+        .envs(process_env(database_url))
+        .output()
+        .expect("run minsheng");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl Process {
+    /// Starts `minsheng serve` on `database_url` with extra environment, and waits until it listens.
+    pub fn start(database_url: &str, extra: &[(&str, &str)]) -> Process {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_minsheng"));
+        cmd.arg("serve").envs(process_env(database_url));
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn minsheng");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let lines = log.clone();
+        thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("minsheng listening on ").nth(1) {
+                    let addr: String = rest.chars().take_while(|c| *c != '"' && !c.is_whitespace()).collect();
+                    let _ = tx.send(addr);
+                }
+                lines.lock().expect("log").push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("minsheng did not start; log: {:?}", log.lock().expect("log"));
+            }
+        };
+        Process { child, base: format!("http://{addr}"), addr, log }
+    }
+
+    /// The log lines so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// A client for this process.
+    pub fn client(&self) -> Client {
+        Client::new(&self.base)
+    }
+
+    /// Sends a signal by name (`TERM`, `KILL`) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit, at most `bound` (a "does not hang" bound, not a timing).
+    pub fn wait_exit(&mut self, bound: Duration) -> std::process::ExitStatus {
+        let until = std::time::Instant::now() + bound;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if std::time::Instant::now() > until {
+                let _ = self.child.kill();
+                panic!("minsheng did not exit; log: {:?}", self.log());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
