@@ -1,4 +1,5 @@
-//! The `minsheng` command: `serve` (the default), `migrate`, `create-admin`.
+//! The `minsheng` command: `serve` (the default), `migrate`, `create-admin`, `seed-demo`, `backup`,
+//! `restore`.
 
 use clap::{Parser, Subcommand};
 
@@ -49,6 +50,26 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Write a consistent copy of the whole database to a file, while the service runs
+    /// (SQLite: VACUUM INTO; PostgreSQL: pg_dump --format=custom).
+    Backup {
+        /// The backup file to write.
+        #[arg(long)]
+        output: std::path::PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restore a backup into the database named by DATABASE_URL, which must be empty
+    /// (SQLite: a new file; PostgreSQL: pg_restore into an empty database), then migrate it.
+    Restore {
+        /// The backup file to read.
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// Replace what the target holds (stop the service first).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() {
@@ -67,6 +88,12 @@ fn main() {
         Command::SeedDemo { cases, cities, counties_per_city, townships_per_county, seed } => {
             let plan = minsheng::seed::SeedPlan { cases, cities, counties_per_city, townships_per_county, seed };
             seed_demo(config, &plan)
+        }
+        Command::Backup { output, force } => {
+            minsheng::db::backup::backup(&config.database_url, &output, force).map(|done| println!("{done}"))
+        }
+        Command::Restore { input, force } => {
+            minsheng::db::backup::restore(&config.database_url, &input, force).map(|done| println!("{done}"))
         }
     };
     if let Err(e) = result {

@@ -6,6 +6,7 @@
 
 pub mod api_clients;
 pub mod audit;
+pub mod backup;
 pub mod cases;
 pub mod keys;
 pub mod models;

@@ -7,6 +7,7 @@ pub mod support;
 
 mod api_clients;
 mod auth;
+mod backup;
 mod cases;
 mod errors;
 mod faults;
