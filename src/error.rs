@@ -326,7 +326,9 @@ impl From<diesel::result::Error> for AppError {
             E::DatabaseError(K::SerializationFailure, _) => {
                 AppError::conflict("concurrent_update", "another request changed the same data; retry")
             }
-            E::DatabaseError(K::ClosedConnection, info) => AppError::Unavailable { detail: info.message().to_owned() },
+            E::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, info) => {
+                AppError::Unavailable { detail: info.message().to_owned() }
+            }
             E::DatabaseError(_, ref info) if is_full(info.message()) => {
                 AppError::StorageFull { detail: info.message().to_owned() }
             }

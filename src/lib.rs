@@ -73,6 +73,7 @@ pub fn init_state(config: Config) -> Result<AppState, String> {
         sessions: SessionCache::new(config.session_check_ttl),
         api_keys: ApiKeyCache::new(config.api_key_cache_ttl, API_KEY_CACHE_CAPACITY),
         config: Arc::new(config),
+        db_health: Arc::default(),
     })
 }
 

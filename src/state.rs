@@ -9,7 +9,7 @@ use crate::auth::password::Hasher;
 use crate::auth::sessions::SessionCache;
 use crate::auth::token::TokenKeys;
 use crate::config::Config;
-use crate::db::{Backend, DbConn, DbPool};
+use crate::db::{Backend, DbConn, DbHealth, DbPool};
 use crate::error::{AppError, AppResult};
 
 /// Shared state: the pool, the signing keys, the password hasher, the API key cache, the
@@ -29,6 +29,8 @@ pub struct AppState {
     pub api_keys: ApiKeyCache,
     /// Settings.
     pub config: Arc<Config>,
+    /// What this process has lately seen of the database's health.
+    pub db_health: Arc<DbHealth>,
 }
 
 impl AppState {
@@ -41,14 +43,16 @@ impl AppState {
     {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
-        let backend = self.backend;
+        let (backend, health) = (self.backend, self.db_health.clone());
         web::block(move || {
             let _entered = span.enter();
-            let mut conn = pool.get()?;
+            let mut conn = crate::db::checkout(&pool, backend, &health)?;
             let result = work(&mut conn);
-            // PostgreSQL went away under this connection: drop it rather than hand it out again.
+            // PostgreSQL went away under this connection: drop it rather than hand it out again,
+            // and test the others before use for a while.
             if backend == Backend::Postgres && matches!(result, Err(AppError::Unavailable { .. })) {
                 crate::db::discard(&mut conn);
+                health.failed();
             }
             result
         })

@@ -175,6 +175,51 @@ impl ManageConnection for ConnectionFactory {
     }
 }
 
+/// What a process has lately seen of its database's health. After a connection failed because
+/// the server went away, the other pooled connections are suspect too (they were opened to the
+/// same server): for [`DbHealth::SUSPECT_FOR`] after the last such failure, every checked-out
+/// PostgreSQL connection is tested with `SELECT 1` first and dropped if it fails, so stale
+/// connections are weeded out instead of failing requests. In good times nothing is tested.
+#[derive(Debug, Default)]
+pub struct DbHealth {
+    /// Unix milliseconds until which connections are suspect (0: none).
+    suspect_until_ms: std::sync::atomic::AtomicI64,
+}
+
+impl DbHealth {
+    /// How long connections stay suspect after the last failure.
+    pub const SUSPECT_FOR: Duration = Duration::from_secs(60);
+
+    /// Records that a connection failed because the server went away.
+    pub fn failed(&self) {
+        let until = chrono::Utc::now().timestamp_millis() + Self::SUSPECT_FOR.as_millis() as i64;
+        self.suspect_until_ms.store(until, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether checked-out connections should be tested.
+    pub fn suspect(&self) -> bool {
+        self.suspect_until_ms.load(std::sync::atomic::Ordering::Relaxed) > chrono::Utc::now().timestamp_millis()
+    }
+}
+
+/// Takes a connection from the pool; while connections are suspect (see [`DbHealth`]), tests
+/// each PostgreSQL connection and drops the dead ones until one answers.
+pub fn checkout(pool: &DbPool, backend: Backend, health: &DbHealth) -> Result<PooledConn, r2d2::PoolError> {
+    if backend != Backend::Postgres || !health.suspect() {
+        return pool.get();
+    }
+    let mut conn = pool.get()?;
+    for _ in 0..pool.max_size() {
+        if conn.batch_execute("SELECT 1").is_ok() {
+            break;
+        }
+        discard(&mut conn);
+        drop(conn);
+        conn = pool.get()?;
+    }
+    Ok(conn)
+}
+
 /// Marks a connection as unusable so the pool drops it when it is given back instead of handing
 /// it out again. Used when the server went away under it (libpq never reconnects by itself): a
 /// stale connection must not fail every request after PostgreSQL has come back.

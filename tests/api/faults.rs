@@ -155,6 +155,20 @@ fn postgres_outage() {
         w.app.post("/api/v1/cases", &w.supervisor, w.complaint(&format!("恢复后 {i}"))).expect(201);
     }
     assert_eq!(cases_count(&w), 7, "only acknowledged writes are stored");
+
+    // A short outage nobody noticed: the pool's connections all went stale while idle. The first
+    // request to meet one may answer 503; the rest are weeded out before use.
+    proxy.stop_database();
+    proxy.start_database();
+    let first = w.app.get(&format!("/api/v1/cases/{before}"), &w.supervisor);
+    if first.status != 200 {
+        unavailable(&first, "service_unavailable");
+    }
+    for i in 0..8 {
+        w.app.get(&format!("/api/v1/cases/{before}"), &w.supervisor).expect(200);
+        w.app.post("/api/v1/cases", &w.supervisor, w.complaint(&format!("再恢复 {i}"))).expect(201);
+    }
+    assert_eq!(cases_count(&w), 15);
     whole(&w);
 }
 
