@@ -143,6 +143,7 @@ fn crash_under_load(b: Backend) {
     }
     // A request in doubt, retried with its key, is done exactly once (replayed or executed now).
     let in_doubt: Vec<Sent> = results.iter().filter_map(|(_, d)| d.clone()).collect();
+    assert_eq!(in_doubt.len(), 4, "every client lost the service with one request unanswered");
     for sent in &in_doubt {
         let r =
             c.call("POST", &sent.path, Some(&sent.token), Some(&sent.body), &[("Idempotency-Key", &sent.key)]).unwrap();
@@ -250,4 +251,93 @@ fn sigterm_finishes_in_flight_requests(b: Backend) {
     assert_eq!(w.app.get(&format!("/api/v1/cases/{case}"), &w.supervisor).expect(200)["version"], 2);
 }
 
-both!(crash_under_load, sigterm_finishes_in_flight_requests);
+/// A webhook endpoint that holds its first request until told to answer; answers the rest at
+/// once. Counts what it got.
+struct SlowReceiver {
+    url: String,
+    got: Arc<AtomicUsize>,
+    arrived: std::sync::mpsc::Receiver<()>,
+    answer: std::sync::mpsc::Sender<()>,
+}
+
+impl SlowReceiver {
+    fn start() -> SlowReceiver {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let got = Arc::new(AtomicUsize::new(0));
+        let (arrived_tx, arrived) = std::sync::mpsc::channel();
+        let (answer, answer_rx) = std::sync::mpsc::channel::<()>();
+        let count = got.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = stream.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(at) = text.find("\r\n\r\n") {
+                        let len: usize = text[..at]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= at + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let _ = arrived_tx.send(());
+                    let _ = answer_rx.recv_timeout(Duration::from_secs(60));
+                }
+                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        SlowReceiver { url, got, arrived, answer }
+    }
+}
+
+fn sigterm_lets_the_webhook_delivery_finish(b: Backend) {
+    // The in-process service must not deliver: only the child process's dispatcher runs.
+    let w = World::new_with(b, |c| c.webhook_poll = Duration::from_secs(3600));
+    let rx = SlowReceiver::start();
+    let hook = w.app.post("/api/v1/webhooks", &w.admin, json!({"url": rx.url, "events": ["case.created"]}));
+    let hook = hook.expect(201)["id"].as_str().unwrap().to_owned();
+    let mut service = Process::start(
+        &w.app.database_url,
+        &[("MINSHENG_SHUTDOWN_GRACE_SECS", "20"), ("MINSHENG_WEBHOOK_POLL_MS", "50")],
+    );
+    w.new_case("推送中停机");
+    rx.arrived.recv_timeout(Duration::from_secs(30)).expect("the delivery never started");
+    service.signal("TERM");
+    // The process waits for the delivery in progress: let it wait a little, then answer.
+    thread::sleep(Duration::from_secs(1));
+    assert!(service.child.try_wait().unwrap().is_none(), "exited before its delivery finished");
+    rx.answer.send(()).unwrap();
+    let status = service.wait_exit(Duration::from_secs(40));
+    assert!(status.success(), "exit status {status}; log: {:?}", service.log());
+    let log = service.log();
+    let at = |needle: &str| {
+        log.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle:?} in {log:?}"))
+    };
+    assert!(at("http server stopped") < at("webhook delivery"), "{log:?}");
+    assert!(at("webhook delivery") < at("webhook dispatcher stopped"), "{log:?}");
+    assert!(at("webhook dispatcher stopped") < at("database pool closed"), "{log:?}");
+    // Recorded as delivered, once: nothing is sent again.
+    let deliveries = w.app.get(&format!("/api/v1/webhooks/{hook}/deliveries"), &w.admin).expect(200)["items"].clone();
+    assert_eq!(deliveries.as_array().unwrap().len(), 1);
+    assert_eq!(deliveries[0]["state"], "delivered", "{deliveries}");
+    assert_eq!(rx.got.load(Ordering::SeqCst), 1);
+}
+
+both!(crash_under_load, sigterm_finishes_in_flight_requests, sigterm_lets_the_webhook_delivery_finish);

@@ -331,11 +331,11 @@ impl Drop for TestApp {
 }
 
 /// Reads a response whole; a transport failure (refused, reset, timed out) is an `Err`.
-pub fn read_response(result: Result<ureq::Response, ureq::Error>) -> Result<Resp, ureq::Error> {
+pub fn read_response(result: Result<ureq::Response, ureq::Error>) -> Result<Resp, String> {
     let resp = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.to_string()),
     };
     let status = resp.status();
     let headers = resp
@@ -370,7 +370,7 @@ impl Client {
         token: Option<&str>,
         body: Option<&Value>,
         headers: &[(&str, &str)],
-    ) -> Result<Resp, ureq::Error> {
+    ) -> Result<Resp, String> {
         let mut req = self.agent.request(method, &format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.set("Authorization", &format!("Bearer {t}"));
