@@ -125,8 +125,20 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let served = server.run().await.map_err(|e| e.to_string());
     tracing::info!("http server stopped; stopping background work");
     background.stop(grace).await;
-    drop(state);
-    tracing::info!("database pool closed; minsheng stopped");
+    // The workers' copies of the state go as their threads end; the last copy closes the pool.
+    let state = state.into_inner();
+    for _ in 0..100 {
+        if Arc::strong_count(&state) == 1 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if Arc::strong_count(&state) == 1 {
+        drop(state);
+        tracing::info!("database pool closed; minsheng stopped");
+    } else {
+        tracing::warn!("database pool still in use at exit; minsheng stopped");
+    }
     served
 }
 
