@@ -11,6 +11,8 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod limits;
+pub mod metrics;
 pub mod middleware;
 pub mod routes;
 pub mod seed;
@@ -70,11 +72,18 @@ pub fn init_state(config: Config) -> Result<AppState, String> {
         hasher: Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
         sessions: SessionCache::new(config.session_check_ttl),
         api_keys: ApiKeyCache::new(config.api_key_cache_ttl, API_KEY_CACHE_CAPACITY),
+        limiter: limits::RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
+        in_flight: limits::InFlight::new(config.max_inflight),
+        metrics: Arc::new(metrics::Metrics::default()),
         config: Arc::new(config),
     })
 }
 
 /// The whole application: state, middleware and routes. Used by `serve` and by the tests.
+///
+/// Middleware, outermost first: the request context (id, span, log line, metrics), the security
+/// headers, CORS, then the overload guard (rate limit, in-flight bound) — so that refusals too carry
+/// the request id, the security headers and CORS headers, and are counted.
 pub fn app(
     state: web::Data<AppState>,
 ) -> App<
@@ -89,6 +98,8 @@ pub fn app(
     App::new()
         .app_data(state)
         .configure(routes::configure)
+        .wrap(from_fn(middleware::guard))
+        .wrap(from_fn(middleware::cors))
         .wrap(
             DefaultHeaders::new()
                 .add(("X-Content-Type-Options", "nosniff"))
@@ -109,15 +120,48 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let backend = state.backend.name();
     let state = web::Data::new(state);
     background::start(state.clone());
-    let mut server = HttpServer::new(move || app(state.clone())).shutdown_timeout(grace);
-    if let Some(n) = workers {
-        server = server.workers(n);
-    }
-    let server = server.bind(&listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let (server, _) = bind(state, &listen, workers.unwrap_or(0), grace, true)
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     tracing::info!(listen = %listen, backend, "minsheng listening on {listen}");
-    server.run().await.map_err(|e| e.to_string())?;
+    server.await.map_err(|e| e.to_string())?;
     tracing::info!("minsheng stopped");
     Ok(())
+}
+
+/// Builds the HTTP server on `listen` with the connection limits and client time-outs of the
+/// configuration (`MINSHENG_MAX_CONNECTIONS`, `MINSHENG_BACKLOG`, `MINSHENG_KEEP_ALIVE_SECS`,
+/// `MINSHENG_CLIENT_REQUEST_TIMEOUT_MS`, `MINSHENG_CLIENT_DISCONNECT_TIMEOUT_MS`) and returns it
+/// running, with the addresses it listens on. `workers` 0 means one per core; `signals` false leaves
+/// SIGINT/SIGTERM alone (tests). Used by `serve` and by the tests.
+pub fn bind(
+    state: web::Data<AppState>,
+    listen: &str,
+    workers: usize,
+    shutdown_grace_secs: u64,
+    signals: bool,
+) -> std::io::Result<(actix_web::dev::Server, Vec<std::net::SocketAddr>)> {
+    let config = state.config.clone();
+    let keep_alive = if config.keep_alive.is_zero() {
+        actix_web::http::KeepAlive::Disabled
+    } else {
+        actix_web::http::KeepAlive::Timeout(config.keep_alive)
+    };
+    let mut server = HttpServer::new(move || app(state.clone()))
+        .shutdown_timeout(shutdown_grace_secs)
+        .max_connections(config.max_connections)
+        .backlog(config.backlog)
+        .keep_alive(keep_alive)
+        .client_request_timeout(config.client_request_timeout)
+        .client_disconnect_timeout(config.client_disconnect_timeout);
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    if !signals {
+        server = server.disable_signals();
+    }
+    let server = server.bind(listen)?;
+    let addrs = server.addrs();
+    Ok((server.run(), addrs))
 }
 
 /// Sets up logging: JSON lines, or human-readable text when stderr is a terminal; `RUST_LOG`
