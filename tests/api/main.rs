@@ -15,6 +15,7 @@ mod matrix;
 mod open311;
 mod project;
 mod reference;
+mod resilience;
 mod security;
 mod stats;
 mod webhooks;
