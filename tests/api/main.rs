@@ -9,6 +9,7 @@ mod api_clients;
 mod auth;
 mod cases;
 mod errors;
+mod hostile;
 mod integrations;
 mod lifecycle;
 mod matrix;
