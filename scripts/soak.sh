@@ -104,7 +104,10 @@ pids=()
 
 echo "loadgen results:"
 for name in create list stats healthz abuse; do
-  printf '  %-8s ' "$name"; jq -c '{rps, p50_ms, p99_ms, errors}' "$work/$name.json" 2>/dev/null || head -c 300 "$work/$name.json"
+  # The abuse stage's "errors" are its expected 401 and 429 answers.
+  filter='{rps, p50_ms, p99_ms, errors, error_samples: (.error_samples // [] | map(.[0:120]))}'
+  [ "$name" = abuse ] && filter='{answered_401_or_429: .errors}'
+  printf '  %-8s ' "$name"; jq -c "$filter" "$work/$name.json" 2>/dev/null || head -c 300 "$work/$name.json"
 done
 rejected=$(curl -sf "$BASE/metrics" | grep '^minsheng_http_rejected_total' | tr '\n' ' ')
 echo "refusals: $rejected"

@@ -91,7 +91,8 @@ pub async fn guard(
         if let Err(retry_after_secs) = state.limiter.check(&client) {
             state.metrics.rate_limited();
             let kind = client.split(':').next().unwrap_or("address");
-            tracing::info!(client_kind = kind, retry_after_secs, "rate limited ({kind})");
+            // The request's own completion line (status 429) is the record; this adds whose bucket.
+            tracing::debug!(client_kind = kind, retry_after_secs, "rate limited ({kind})");
             let detail = format!("too many requests from this client; retry in {retry_after_secs} s");
             let err = AppError::RateLimited { detail, retry_after_secs };
             return Ok(req.error_response(err).map_into_right_body());
@@ -99,7 +100,8 @@ pub async fn guard(
     }
     let Some(_slot) = state.in_flight.enter() else {
         state.metrics.overloaded();
-        tracing::warn!(max_inflight = state.config.max_inflight, "overloaded: refusing a request");
+        // Logged once per refusal by the completion line (status 503); no second line per request.
+        tracing::debug!(max_inflight = state.config.max_inflight, "overloaded: refusing a request");
         return Ok(req.error_response(AppError::Overloaded).map_into_right_body());
     };
     next.call(req).await.map(ServiceResponse::map_into_left_body)

@@ -109,7 +109,8 @@ const FIELDS: &[&str] = &[
 fn string(rng: &mut Rng) -> String {
     let mut s = String::new();
     for _ in 0..=rng.below(4) {
-        s.push_str(*rng.pick(PIECES));
+        let piece: &str = rng.pick::<&str>(PIECES);
+        s.push_str(piece);
     }
     if rng.chance(8) {
         // Very long: past every length limit, sometimes past the body limit.
