@@ -108,6 +108,7 @@ async fn dispatch(state: &web::Data<AppState>, agent: &ureq::Agent, stopping: &A
         let (agent, sent) = (agent.clone(), job.clone());
         let outcome = web::block(move || webhooks::deliver(&agent, &sent, now())).await?;
         tracing::info!(webhook_id = %job.event.webhook_id, event_id = %job.event.id, status = ?outcome.status, "webhook delivery");
+        state.metrics.webhook_attempt(outcome.delivered());
         state.db(move |conn| webhooks::record(conn, &job, &outcome, now(), base)).await?;
     }
     Ok(())

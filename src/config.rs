@@ -71,6 +71,42 @@ pub struct Config {
     /// none). Past it writes are refused whole with `503 storage_full`, as on a full disk, so a
     /// county server's disk never fills up under the database.
     pub sqlite_max_pages: Option<u64>,
+    /// `MINSHENG_RATE_LIMIT_PER_SEC`: requests a second one client may sustain (default 50; `0`
+    /// turns rate limiting off). A client is the signed-in user or API client when the request
+    /// carries credentials this process can check without the database, else its address. Per
+    /// process: with N processes the effective limit is up to N times this.
+    pub rate_limit_per_sec: f64,
+    /// `MINSHENG_RATE_LIMIT_BURST`: requests a client may send at once after being idle (default 200).
+    pub rate_limit_burst: u32,
+    /// `MINSHENG_MAX_INFLIGHT`: requests a process answers at once; beyond it `503 overloaded`
+    /// with `Retry-After` (default 512).
+    pub max_inflight: usize,
+    /// `MINSHENG_MAX_CONNECTIONS`: open connections per worker thread; beyond it new connections
+    /// wait in the listen backlog (default 4096).
+    pub max_connections: usize,
+    /// `MINSHENG_BACKLOG`: the listen backlog (default 1024).
+    pub backlog: u32,
+    /// `MINSHENG_CLIENT_REQUEST_TIMEOUT_MS`: how long a client has to send a request's head
+    /// before it is answered 408 and the connection closed (default 5000).
+    pub client_request_timeout: Duration,
+    /// `MINSHENG_CLIENT_DISCONNECT_TIMEOUT_MS`: how long a connection may take to shut down after
+    /// its last answer (default 1000).
+    pub client_disconnect_timeout: Duration,
+    /// `MINSHENG_KEEP_ALIVE_SECS`: how long an idle keep-alive connection stays open (default 5;
+    /// `0` closes a connection after each answer).
+    pub keep_alive: Duration,
+    /// `MINSHENG_BODY_TIMEOUT_SECS`: how long a client may take to send a JSON body once its head
+    /// is in (default 30); a slower body is refused with 408 `body_timeout`.
+    pub body_timeout: Duration,
+    /// `MINSHENG_CORS_ORIGINS`: comma-separated origins (`https://portal.example.gov.cn`) whose
+    /// browser pages may call the API; unset (the default) leaves CORS off.
+    pub cors_origins: Vec<String>,
+    /// `MINSHENG_METRICS_TOKEN`: when set, `GET /metrics` requires `Authorization: Bearer <token>`
+    /// (default unset: open, for a scraper on a private network).
+    pub metrics_token: Option<String>,
+    /// `MINSHENG_SLOW_QUERY_MS`: a unit of work (one database transaction) slower than this is
+    /// logged as a warning (default 500; `0` turns the warning off).
+    pub slow_query: Duration,
 }
 
 impl Default for Config {
@@ -103,6 +139,18 @@ impl Default for Config {
             trust_forwarded_for: false,
             api_key_cache_ttl: Duration::from_secs(5),
             sqlite_max_pages: None,
+            rate_limit_per_sec: 50.0,
+            rate_limit_burst: 200,
+            max_inflight: 512,
+            max_connections: 4096,
+            backlog: 1024,
+            client_request_timeout: Duration::from_millis(5000),
+            client_disconnect_timeout: Duration::from_millis(1000),
+            keep_alive: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            metrics_token: None,
+            slow_query: Duration::from_millis(500),
         }
     }
 }
@@ -216,6 +264,45 @@ impl Config {
                 None => None,
                 Some(v) => Some(num("MINSHENG_SQLITE_MAX_PAGES", Some(v), 0u64)?.max(1)),
             },
+            rate_limit_per_sec: {
+                let rate: f64 =
+                    num("MINSHENG_RATE_LIMIT_PER_SEC", var("MINSHENG_RATE_LIMIT_PER_SEC"), d.rate_limit_per_sec)?;
+                if !rate.is_finite() || rate < 0.0 {
+                    return Err(format!("MINSHENG_RATE_LIMIT_PER_SEC must be 0 or more, got {rate}"));
+                }
+                rate
+            },
+            rate_limit_burst: num("MINSHENG_RATE_LIMIT_BURST", var("MINSHENG_RATE_LIMIT_BURST"), d.rate_limit_burst)?
+                .max(1),
+            max_inflight: num("MINSHENG_MAX_INFLIGHT", var("MINSHENG_MAX_INFLIGHT"), d.max_inflight)?.max(1),
+            max_connections: num("MINSHENG_MAX_CONNECTIONS", var("MINSHENG_MAX_CONNECTIONS"), d.max_connections)?
+                .max(1),
+            backlog: num("MINSHENG_BACKLOG", var("MINSHENG_BACKLOG"), d.backlog)?.max(1),
+            client_request_timeout: Duration::from_millis(num(
+                "MINSHENG_CLIENT_REQUEST_TIMEOUT_MS",
+                var("MINSHENG_CLIENT_REQUEST_TIMEOUT_MS"),
+                5000u64,
+            )?),
+            client_disconnect_timeout: Duration::from_millis(num(
+                "MINSHENG_CLIENT_DISCONNECT_TIMEOUT_MS",
+                var("MINSHENG_CLIENT_DISCONNECT_TIMEOUT_MS"),
+                1000u64,
+            )?),
+            keep_alive: Duration::from_secs(num("MINSHENG_KEEP_ALIVE_SECS", var("MINSHENG_KEEP_ALIVE_SECS"), 5u64)?),
+            body_timeout: Duration::from_secs(
+                num("MINSHENG_BODY_TIMEOUT_SECS", var("MINSHENG_BODY_TIMEOUT_SECS"), 30u64)?.max(1),
+            ),
+            cors_origins: var("MINSHENG_CORS_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().trim_end_matches('/'))
+                        .filter(|o| !o.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            metrics_token: var("MINSHENG_METRICS_TOKEN"),
+            slow_query: Duration::from_millis(num("MINSHENG_SLOW_QUERY_MS", var("MINSHENG_SLOW_QUERY_MS"), 500u64)?),
         })
     }
 }

@@ -73,6 +73,12 @@ pub enum AppError {
     /// write was rolled back whole.
     #[error("{detail}")]
     StorageFull { detail: String },
+    /// The process is answering as many requests as it may (`MINSHENG_MAX_INFLIGHT`).
+    #[error("the service is answering as many requests as it can; retry shortly")]
+    Overloaded,
+    /// The client sent its body too slowly (`MINSHENG_BODY_TIMEOUT_SECS`).
+    #[error("the request body was not received in time (limit {secs} s)")]
+    BodyTimeout { secs: u64 },
     /// A bug or an unexpected failure. The text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -124,6 +130,8 @@ impl AppError {
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable { .. } => "service_unavailable",
             AppError::StorageFull { .. } => "storage_full",
+            AppError::Overloaded => "overloaded",
+            AppError::BodyTimeout { .. } => "body_timeout",
             AppError::Internal(_) => "internal_error",
         }
     }
@@ -142,8 +150,9 @@ impl AppError {
             AppError::UnsupportedMediaType => "Unsupported media type",
             AppError::MethodNotAllowed { .. } => "Method not allowed",
             AppError::RateLimited { .. } => "Too many requests",
-            AppError::Unavailable { .. } => "Service unavailable",
+            AppError::Unavailable { .. } | AppError::Overloaded => "Service unavailable",
             AppError::StorageFull { .. } => "Storage full",
+            AppError::BodyTimeout { .. } => "Request timeout",
             AppError::Internal(_) => "Internal server error",
         }
     }
@@ -182,7 +191,10 @@ impl ResponseError for AppError {
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable { .. } | AppError::StorageFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable { .. } | AppError::StorageFull { .. } | AppError::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            AppError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -235,11 +247,14 @@ impl ResponseError for AppError {
             AppError::RateLimited { retry_after_secs, .. } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
-            AppError::Unavailable { .. } => {
+            AppError::Unavailable { .. } | AppError::Overloaded => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             AppError::StorageFull { .. } => {
                 response.insert_header((header::RETRY_AFTER, "60"));
+            }
+            AppError::BodyTimeout { .. } => {
+                response.insert_header((header::CONNECTION, "close"));
             }
             AppError::Unauthenticated { .. } => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"minsheng\""));

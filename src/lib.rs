@@ -11,6 +11,8 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod limits;
+pub mod metrics;
 pub mod middleware;
 pub mod routes;
 pub mod seed;
@@ -72,12 +74,19 @@ pub fn init_state(config: Config) -> Result<AppState, String> {
         hasher: Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
         sessions: SessionCache::new(config.session_check_ttl),
         api_keys: ApiKeyCache::new(config.api_key_cache_ttl, API_KEY_CACHE_CAPACITY),
+        limiter: limits::RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
+        in_flight: limits::InFlight::new(config.max_inflight),
+        metrics: Arc::new(metrics::Metrics::default()),
         config: Arc::new(config),
         db_health: Arc::default(),
     })
 }
 
 /// The whole application: state, middleware and routes. Used by `serve` and by the tests.
+///
+/// Middleware, outermost first: the request context (id, span, log line, metrics), the security
+/// headers, CORS, then the overload guard (rate limit, in-flight bound) — so that refusals too carry
+/// the request id, the security headers and CORS headers, and are counted.
 pub fn app(
     state: web::Data<AppState>,
 ) -> App<
@@ -92,6 +101,8 @@ pub fn app(
     App::new()
         .app_data(state)
         .configure(routes::configure)
+        .wrap(from_fn(middleware::guard))
+        .wrap(from_fn(middleware::cors))
         .wrap(
             DefaultHeaders::new()
                 .add(("X-Content-Type-Options", "nosniff"))
@@ -113,16 +124,12 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let backend = state.backend.name();
     let state = web::Data::new(state);
     let background = background::start(state.clone());
-    let for_server = state.clone();
-    let mut server = HttpServer::new(move || app(for_server.clone())).shutdown_timeout(grace.as_secs());
-    if let Some(n) = workers {
-        server = server.workers(n);
-    }
-    let server = server.bind(&listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let (server, addrs) = bind(state.clone(), &listen, workers.unwrap_or(0), grace.as_secs(), true)
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     // The bound address, not the configured one: with port 0 the system picks it.
-    let bound = server.addrs().first().map_or_else(|| listen.clone(), ToString::to_string);
+    let bound = addrs.first().map_or_else(|| listen.clone(), ToString::to_string);
     tracing::info!(listen = %bound, backend, "minsheng listening on {bound}");
-    let served = server.run().await.map_err(|e| e.to_string());
+    let served = server.await.map_err(|e| e.to_string());
     tracing::info!("http server stopped; stopping background work");
     background.stop(grace).await;
     // The workers' copies of the state go as their threads end; the last copy closes the pool.
@@ -140,6 +147,42 @@ pub async fn serve(config: Config) -> Result<(), String> {
         tracing::warn!("database pool still in use at exit; minsheng stopped");
     }
     served
+}
+
+/// Builds the HTTP server on `listen` with the connection limits and client time-outs of the
+/// configuration (`MINSHENG_MAX_CONNECTIONS`, `MINSHENG_BACKLOG`, `MINSHENG_KEEP_ALIVE_SECS`,
+/// `MINSHENG_CLIENT_REQUEST_TIMEOUT_MS`, `MINSHENG_CLIENT_DISCONNECT_TIMEOUT_MS`) and returns it
+/// running, with the addresses it listens on. `workers` 0 means one per core; `signals` false leaves
+/// SIGINT/SIGTERM alone (tests). Used by `serve` and by the tests.
+pub fn bind(
+    state: web::Data<AppState>,
+    listen: &str,
+    workers: usize,
+    shutdown_grace_secs: u64,
+    signals: bool,
+) -> std::io::Result<(actix_web::dev::Server, Vec<std::net::SocketAddr>)> {
+    let config = state.config.clone();
+    let keep_alive = if config.keep_alive.is_zero() {
+        actix_web::http::KeepAlive::Disabled
+    } else {
+        actix_web::http::KeepAlive::Timeout(config.keep_alive)
+    };
+    let mut server = HttpServer::new(move || app(state.clone()))
+        .shutdown_timeout(shutdown_grace_secs)
+        .max_connections(config.max_connections)
+        .backlog(config.backlog)
+        .keep_alive(keep_alive)
+        .client_request_timeout(config.client_request_timeout)
+        .client_disconnect_timeout(config.client_disconnect_timeout);
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    if !signals {
+        server = server.disable_signals();
+    }
+    let server = server.bind(listen)?;
+    let addrs = server.addrs();
+    Ok((server.run(), addrs))
 }
 
 /// Sets up logging: JSON lines, or human-readable text when stderr is a terminal; `RUST_LOG`

@@ -74,6 +74,23 @@ pub fn client_address(req: &HttpRequest, trust_forwarded: bool) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// Whom the rate limit charges for a request: `user:<id>` for a valid access token (its signature
+/// and expiry are checked here, its session by the handler), `client:<id>` for an API key this
+/// process verified a moment ago (the key cache), else `address:<client address>` — so random
+/// credentials cannot buy a fresh bucket per request.
+pub fn rate_limit_key(req: &HttpRequest, state: &AppState) -> String {
+    if let Ok(token) = bearer(req) {
+        if api_key::is_api_key(&token) {
+            if let Some(p) = state.api_keys.get(&api_key::hash(&token)) {
+                return format!("client:{}", p.id);
+            }
+        } else if let Ok(p) = state.tokens.verify(&token) {
+            return format!("user:{}", p.id);
+        }
+    }
+    format!("address:{}", client_address(req, state.config.trust_forwarded_for))
+}
+
 /// The API client a key belongs to. The key itself goes no further than this function: only
 /// its prefix and hash reach the database, the cache and the logs never see it. Used for bearer
 /// keys here and for the Open311 `api_key` form field.

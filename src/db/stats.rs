@@ -275,3 +275,15 @@ pub fn overdue_page(
     }
     scoped!(q, s).load(conn)
 }
+
+/// The whole tree's kept sums by creation month, one row per root jurisdiction and month, as
+/// `(total, dismissed, resolved, completed)`: a few dozen rows at any number of cases.
+pub fn tree_totals(conn: &mut DbConn) -> QueryResult<Vec<(i64, i64, i64, i64)>> {
+    case_stats::table
+        .inner_join(jurisdictions::table.on(jurisdictions::code.eq(case_stats::node)))
+        .filter(jurisdictions::parent_code.is_null())
+        .filter(case_stats::dim.eq(crate::domain::stats::dim::ALL))
+        .filter(case_stats::basis.eq(crate::domain::stats::Basis::Created.code()))
+        .select((case_stats::total, case_stats::dismissed, case_stats::resolved, case_stats::completed))
+        .load(conn)
+}

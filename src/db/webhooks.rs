@@ -244,3 +244,9 @@ pub fn mark_overdue_notified(conn: &mut DbConn, case_id: &str, now: NaiveDateTim
     use super::schema::cases::dsl as c;
     diesel::update(c::cases.find(case_id)).set(c::overdue_notified_at.eq(now)).execute(conn).map(|_| ())
 }
+
+/// How many outbox events are in `state` (`pending`, `failed`, …): one count over the state index.
+pub fn count_in_state(conn: &mut DbConn, state: &str) -> QueryResult<i64> {
+    use webhook_outbox::dsl as o;
+    o::webhook_outbox.filter(o::state.eq(state)).count().get_result(conn)
+}

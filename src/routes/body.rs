@@ -1,6 +1,9 @@
 //! The JSON body extractor used by every POST and PATCH: enforces the size limit and the content
 //! type, and answers problems (413, 415, 400) instead of actix's plain-text errors. An empty body
-//! reads as `{}` so body-less actions (`acknowledge`) need no `Content-Type`.
+//! reads as `{}` so body-less actions (`acknowledge`) need no `Content-Type`. A body that does not
+//! arrive within `MINSHENG_BODY_TIMEOUT_SECS` is answered 408 `body_timeout` (a slow client must not
+//! hold a request slot for ever). JSON nested deeper than 128 levels is refused as malformed
+//! (serde_json's recursion limit).
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
@@ -24,6 +27,8 @@ impl FromRequest for JsonBody {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req.app_data::<web::Data<AppState>>().map_or(64 * 1024, |s| s.config.max_body_bytes);
+        let timeout =
+            req.app_data::<web::Data<AppState>>().map_or(std::time::Duration::from_secs(30), |s| s.config.body_timeout);
         let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("").to_owned());
         let declared_len = req
             .headers()
@@ -35,16 +40,22 @@ impl FromRequest for JsonBody {
             if declared_len.is_some_and(|n| n > limit) {
                 return Err(AppError::PayloadTooLarge { limit });
             }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    AppError::bad_request("unreadable_body", format!("the body could not be read: {e}"))
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(AppError::PayloadTooLarge { limit });
+            let read = async {
+                let mut body = web::BytesMut::new();
+                while let Some(chunk) = payload.next().await {
+                    let chunk = chunk.map_err(|e| {
+                        AppError::bad_request("unreadable_body", format!("the body could not be read: {e}"))
+                    })?;
+                    if body.len() + chunk.len() > limit {
+                        return Err(AppError::PayloadTooLarge { limit });
+                    }
+                    body.extend_from_slice(&chunk);
                 }
-                body.extend_from_slice(&chunk);
-            }
+                Ok(body)
+            };
+            let body = actix_web::rt::time::timeout(timeout, read)
+                .await
+                .map_err(|_| AppError::BodyTimeout { secs: timeout.as_secs() })??;
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(JsonBody(Value::Object(serde_json::Map::new())));
             }

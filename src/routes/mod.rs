@@ -52,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|e, _| crate::error::path_error(e).into()))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/metrics").route(web::get().to(health::metrics)))
         .service(
             web::scope("/api/v1")
                 .service(resource("/openapi.json").route(web::get().to(docs::json)))

@@ -7,6 +7,7 @@ pub mod cases;
 pub mod export;
 pub mod idempotency;
 pub mod imports;
+pub mod metrics;
 pub mod open311;
 pub mod reference;
 pub mod sessions;

@@ -390,7 +390,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn delivered(&self) -> bool {
+    /// Whether the receiver answered 2xx.
+    pub fn delivered(&self) -> bool {
         self.status.is_some_and(|s| (200..300).contains(&s))
     }
 }

@@ -115,15 +115,11 @@ fn spawn_server(config: Config) -> (u16, actix_web::dev::ServerHandle) {
         system.block_on(async move {
             let state = actix_web::web::Data::new(minsheng::init_state(config.clone()).expect("init state"));
             let state_for_background = state.clone();
-            let server = actix_web::HttpServer::new(move || minsheng::app(state.clone()))
-                .workers(config.workers.unwrap_or(2))
-                .shutdown_timeout(1)
-                .disable_signals()
-                .bind("127.0.0.1:0")
-                .expect("bind");
+            // The production server settings (connection limits, client time-outs), test workers.
+            let (server, addrs) =
+                minsheng::bind(state, "127.0.0.1:0", config.workers.unwrap_or(2), 1, false).expect("bind");
             minsheng::background::start(state_for_background);
-            let port = server.addrs()[0].port();
-            let server = server.run();
+            let port = addrs[0].port();
             tx.send((port, server.handle())).expect("send port");
             server.await.expect("server");
         });
@@ -146,6 +142,9 @@ pub fn test_config(database_url: &str) -> Config {
         // Revocations must bite at once in tests; production trusts a look for 5 s.
         session_check_ttl: Duration::ZERO,
         api_key_cache_ttl: Duration::ZERO,
+        // Tests fire requests from one address as fast as they can; the rate limit has its own
+        // tests (tests/api/resilience.rs).
+        rate_limit_per_sec: 0.0,
         ..Config::default()
     }
 }
@@ -654,4 +653,61 @@ impl World {
         self.ok(&self.water_worker, &id, "resolve", json!({"resolution": "已修复管道，恢复供水"}));
         id
     }
+}
+
+/// An answer read off a raw connection.
+#[derive(Debug)]
+pub struct RawResp {
+    pub status: u16,
+    /// Header lines, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResp {
+    /// The first header of that (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+impl TestApp {
+    /// The server's address, `127.0.0.1:port`.
+    pub fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
+    /// Sends raw bytes as one request (which should say `Connection: close`) and reads the answer
+    /// until the server closes. `None` when the server closed without answering.
+    pub fn raw_http(&self, request: &[u8]) -> Option<RawResp> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.addr()).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        // The server may answer and close before it has read everything (a head too large).
+        let _ = stream.write_all(request);
+        let mut bytes = Vec::new();
+        match stream.read_to_end(&mut bytes) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("reading the answer: {e}"),
+        }
+        parse_raw(&bytes)
+    }
+}
+
+/// Parses one HTTP/1.1 answer (`Content-Length` or to the end).
+pub fn parse_raw(bytes: &[u8]) -> Option<RawResp> {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.get(9..12)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = bytes[end + 4..].to_vec();
+    if let Some(n) = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse::<usize>().ok()) {
+        body.truncate(n);
+    }
+    Some(RawResp { status, headers, body })
 }
