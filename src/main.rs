@@ -1,4 +1,5 @@
-//! The `minsheng` command: `serve` (the default), `migrate`, `create-admin`.
+//! The `minsheng` command: `serve` (the default), `migrate`, `create-admin`, `seed-demo`,
+//! `rebuild-stats`.
 
 use clap::{Parser, Subcommand};
 
@@ -49,6 +50,9 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Recompute the kept statistics from the cases and their audit trails (after a restore or
+    /// a repair, or for cases logged before the statistics migration).
+    RebuildStats,
 }
 
 fn main() {
@@ -68,6 +72,7 @@ fn main() {
             let plan = minsheng::seed::SeedPlan { cases, cities, counties_per_city, townships_per_county, seed };
             seed_demo(config, &plan)
         }
+        Command::RebuildStats => rebuild_stats(config),
     };
     if let Err(e) = result {
         fail(&e);
@@ -122,6 +127,28 @@ fn seed_demo(config: Config, plan: &minsheng::seed::SeedPlan) -> Result<(), Stri
         report.departments,
         report.cases,
         report.events,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn rebuild_stats(config: Config) -> Result<(), String> {
+    let window = chrono::Duration::from_std(config.response_window).map_err(|e| e.to_string())?;
+    let state = minsheng::init_state(config)?;
+    let mut conn = state.pool.get().map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let report = minsheng::service::stats::rebuild(&mut conn, window, |done| {
+        if done % 100_000 == 0 {
+            eprintln!("rebuild-stats: {done} cases ({:.0} s)", started.elapsed().as_secs_f64());
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    println!(
+        "rebuilt the statistics of {} cases ({} with corrected facts): {} sums, {} hour rows, in {:.1} s",
+        report.cases,
+        report.facts_fixed,
+        report.rows,
+        report.hour_rows,
         started.elapsed().as_secs_f64()
     );
     Ok(())
