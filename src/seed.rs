@@ -283,12 +283,10 @@ pub fn seed(conn: &mut DbConn, plan: &SeedPlan, mut progress: impl FnMut(u64)) -
     report.cases = done;
     let (stat_rows, hour_rows) = crate::service::stats::rows_of(sums, hours);
     write_tx(conn, |conn| {
-        for rows in stat_rows.chunks(2_000) {
-            crate::db::stats::add(conn, rows, &[])?;
-        }
-        for rows in hour_rows.chunks(5_000) {
-            crate::db::stats::add(conn, &[], rows)?;
-        }
+        // The database had no cases, so its kept sums (if any rows) add up to nothing: replace
+        // them whole with plain inserts instead of one upsert per row.
+        crate::db::stats::clear(conn)?;
+        crate::db::stats::insert_fresh(conn, &stat_rows, &hour_rows)?;
         for (prefix, last) in &refs {
             diesel::insert_into(ref_counters::table)
                 .values((ref_counters::prefix.eq(prefix), ref_counters::last.eq(last)))
