@@ -249,7 +249,8 @@ fn seed_all(
             // so every index led by `created_at` is appended to rather than written all over.
             let slot = 365 * 86_400 / plan.cases.max(1) as i64;
             let offset = (done + batch.len() as u64) as i64 * 365 * 86_400 / plan.cases.max(1) as i64;
-            let created = t0 - Duration::seconds(365 * 86_400) + Duration::seconds(offset + rng.gen_range(0..slot.max(1)));
+            let created =
+                t0 - Duration::seconds(365 * 86_400) + Duration::seconds(offset + rng.gen_range(0..slot.max(1)));
             let year = (created + stats::CHINA_OFFSET).format("%Y").to_string();
             let prefix = format!("{code}-{year}");
             let number = refs.entry(prefix.clone()).or_insert(0);
