@@ -312,7 +312,7 @@ run_backend() {
     micros="(extract(epoch FROM created_at) * 1000000)::bigint"
   fi
   deep=$((matching / 2))
-  key=$(sql "SELECT $micros || '|' || id FROM cases WHERE $filter ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET $deep")
+  key=$(sql "SELECT ($micros) || '|' || id FROM cases WHERE $filter ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET $deep")
   cursor=$(printf '%s' "$key" | base64 -w0 | tr '+/' '-_' | tr -d '=')
   api GET "/api/v1/cases?$qs&cursor=$cursor" "$SUP" | jq -e '.items | length == 50' >/dev/null
   log "$BACKEND: list ($matching matching cases, deep page at $deep)"
