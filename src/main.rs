@@ -1,5 +1,5 @@
 //! The `minsheng` command: `serve` (the default), `migrate`, `create-admin`, `seed-demo`, `backup`,
-//! `restore`.
+//! `restore`, `rebuild-stats`.
 
 use clap::{Parser, Subcommand};
 
@@ -70,6 +70,9 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Recompute the kept statistics from the cases and their audit trails (after a restore or
+    /// a repair, or for cases logged before the statistics migration).
+    RebuildStats,
 }
 
 fn main() {
@@ -95,6 +98,7 @@ fn main() {
         Command::Restore { input, force } => {
             minsheng::db::backup::restore(&config.database_url, &input, force).map(|done| println!("{done}"))
         }
+        Command::RebuildStats => rebuild_stats(config),
     };
     if let Err(e) = result {
         fail(&e);
@@ -149,6 +153,28 @@ fn seed_demo(config: Config, plan: &minsheng::seed::SeedPlan) -> Result<(), Stri
         report.departments,
         report.cases,
         report.events,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn rebuild_stats(config: Config) -> Result<(), String> {
+    let window = chrono::Duration::from_std(config.response_window).map_err(|e| e.to_string())?;
+    let state = minsheng::init_state(config)?;
+    let mut conn = state.pool.get().map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let report = minsheng::service::stats::rebuild(&mut conn, window, |done| {
+        if done % 100_000 == 0 {
+            eprintln!("rebuild-stats: {done} cases ({:.0} s)", started.elapsed().as_secs_f64());
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    println!(
+        "rebuilt the statistics of {} cases ({} with corrected facts): {} sums, {} hour rows, in {:.1} s",
+        report.cases,
+        report.facts_fixed,
+        report.rows,
+        report.hour_rows,
         started.elapsed().as_secs_f64()
     );
     Ok(())

@@ -99,6 +99,24 @@ pub fn seed(conn: &mut DbConn, plan: &SeedPlan, mut progress: impl FnMut(u64)) -
         return Err(AppError::conflict("not_empty", "seed-demo writes into a database without cases"));
     }
     let mut rng = StdRng::seed_from_u64(plan.seed);
+    // A page cache big enough for the indexes being filled (SQLite's default is 2 MB), for this
+    // connection while it seeds; put back afterwards.
+    if let DbConn::Sqlite(c) = conn {
+        diesel::connection::SimpleConnection::batch_execute(c, "PRAGMA cache_size = -262144")?;
+    }
+    let report = seed_all(conn, plan, &mut rng, &mut progress);
+    if let DbConn::Sqlite(c) = conn {
+        diesel::connection::SimpleConnection::batch_execute(c, "PRAGMA cache_size = -2000")?;
+    }
+    report
+}
+
+fn seed_all(
+    conn: &mut DbConn,
+    plan: &SeedPlan,
+    rng: &mut StdRng,
+    progress: &mut impl FnMut(u64),
+) -> AppResult<SeedReport> {
     let t0 = now();
     let t = to_db(t0);
     // The tree: 530000 > 53cc00 > 53ccnn > 53ccnnttt.
@@ -227,13 +245,18 @@ pub fn seed(conn: &mut DbConn, plan: &SeedPlan, mut progress: impl FnMut(u64)) -
         for _ in 0..n {
             let (code, path, county) = &townships[rng.gen_range(0..townships.len())];
             let (cat, _, days) = CATEGORIES[rng.gen_range(0..CATEGORIES.len())];
-            let created = t0 - Duration::seconds(rng.gen_range(0..365 * 86_400));
+            // Creation times spread over the past year in generation order (as cases arrive),
+            // so every index led by `created_at` is appended to rather than written all over.
+            let slot = 365 * 86_400 / plan.cases.max(1) as i64;
+            let offset = (done + batch.len() as u64) as i64 * 365 * 86_400 / plan.cases.max(1) as i64;
+            let created =
+                t0 - Duration::seconds(365 * 86_400) + Duration::seconds(offset + rng.gen_range(0..slot.max(1)));
             let year = (created + stats::CHINA_OFFSET).format("%Y").to_string();
             let prefix = format!("{code}-{year}");
             let number = refs.entry(prefix.clone()).or_insert(0);
             *number += 1;
             let (case, evs) = lifecycle(
-                &mut rng,
+                rng,
                 t0,
                 created,
                 days,
@@ -283,12 +306,10 @@ pub fn seed(conn: &mut DbConn, plan: &SeedPlan, mut progress: impl FnMut(u64)) -
     report.cases = done;
     let (stat_rows, hour_rows) = crate::service::stats::rows_of(sums, hours);
     write_tx(conn, |conn| {
-        for rows in stat_rows.chunks(2_000) {
-            crate::db::stats::add(conn, rows, &[])?;
-        }
-        for rows in hour_rows.chunks(5_000) {
-            crate::db::stats::add(conn, &[], rows)?;
-        }
+        // The database had no cases, so its kept sums (if any rows) add up to nothing: replace
+        // them whole with plain inserts instead of one upsert per row.
+        crate::db::stats::clear(conn)?;
+        crate::db::stats::insert_fresh(conn, &stat_rows, &hour_rows)?;
         for (prefix, last) in &refs {
             diesel::insert_into(ref_counters::table)
                 .values((ref_counters::prefix.eq(prefix), ref_counters::last.eq(last)))

@@ -78,6 +78,40 @@ pub fn events(conn: &mut DbConn, case_id: &str) -> QueryResult<Vec<CaseEvent>> {
         .load(conn)
 }
 
+/// A page of cases in id order, after `after`: whole-table passes (`rebuild-stats`).
+pub fn page_by_id(conn: &mut DbConn, after: Option<&str>, limit: i64) -> QueryResult<Vec<Case>> {
+    let mut q = cases::table.select(Case::as_select()).order(cases::id.asc()).limit(limit).into_boxed();
+    if let Some(id) = after {
+        q = q.filter(cases::id.gt(id.to_owned()));
+    }
+    q.load(conn)
+}
+
+/// The events of several cases, by case and then in order.
+pub fn events_of(conn: &mut DbConn, case_ids: &[String]) -> QueryResult<Vec<CaseEvent>> {
+    case_events::table
+        .filter(case_events::case_id.eq_any(case_ids))
+        .order((case_events::case_id.asc(), case_events::seq.asc()))
+        .select(CaseEvent::as_select())
+        .load(conn)
+}
+
+/// The statistical facts the lifecycle keeps on a case.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = cases, treat_none_as_null = true)]
+pub struct CaseFacts {
+    pub first_assigned_at: Option<NaiveDateTime>,
+    pub first_acknowledged_at: Option<NaiveDateTime>,
+    pub responded: bool,
+    pub resolved_on_time: Option<bool>,
+    pub resolution_secs: Option<i64>,
+}
+
+/// Rewrites a case's kept facts (without touching its version: they are derived, not changed).
+pub fn set_facts(conn: &mut DbConn, id: &str, facts: &CaseFacts) -> QueryResult<()> {
+    diesel::update(cases::table.find(id)).set(facts).execute(conn).map(|_| ())
+}
+
 /// Filters of the case list; every field narrows the result.
 #[derive(Debug, Default, Clone)]
 pub struct CaseFilter {

@@ -230,6 +230,73 @@ pub fn delta(before: Option<&Facts>, after: &Facts) -> (BTreeMap<Key, Counters>,
     (sums, hours)
 }
 
+/// The statistical facts the lifecycle keeps on a case (see `lifecycle::apply`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptFacts {
+    pub first_assigned_at: Option<DateTime<Utc>>,
+    pub first_acknowledged_at: Option<DateTime<Utc>>,
+    pub responded: bool,
+    pub resolved_on_time: Option<bool>,
+    pub resolution_secs: Option<i64>,
+}
+
+/// One event of an audit trail, as far as the kept facts need it.
+#[derive(Debug, Clone)]
+pub struct TrailEvent<'a> {
+    pub action: &'a str,
+    pub at: DateTime<Utc>,
+    /// The event's `data`.
+    pub data: &'a serde_json::Value,
+}
+
+/// Recomputes the kept facts of a case from its audit trail (events in order), by the rules the
+/// lifecycle applies as it goes: an assignment is `assign`, `reassign` or `reopen`; the first
+/// acknowledgement counts as a response when it came within `window` of the first assignment;
+/// a resolution is on time as its event recorded (or, for an event without that record, when it
+/// was no later than the deadline then in force), and a rejection or a reopening clears it.
+pub fn replay(created_at: DateTime<Utc>, events: &[TrailEvent<'_>], window: Duration) -> KeptFacts {
+    let timestamp = |v: &serde_json::Value| {
+        v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
+    };
+    let mut f = KeptFacts {
+        first_assigned_at: None,
+        first_acknowledged_at: None,
+        responded: false,
+        resolved_on_time: None,
+        resolution_secs: None,
+    };
+    let mut due: Option<DateTime<Utc>> = None;
+    for e in events {
+        match e.action {
+            "create" | "extend" => due = timestamp(&e.data["due_at"]).or(due),
+            "assign" | "reassign" => {
+                f.first_assigned_at.get_or_insert(e.at);
+            }
+            "acknowledge" if f.first_acknowledged_at.is_none() => {
+                f.first_acknowledged_at = Some(e.at);
+                f.responded = f.first_assigned_at.is_some_and(|assigned| e.at - assigned <= window);
+            }
+            "resolve" => {
+                let on_time = e.data["on_time"].as_bool().or_else(|| due.map(|d| e.at <= d));
+                f.resolved_on_time = Some(on_time.unwrap_or(false));
+                f.resolution_secs = Some((e.at - created_at).num_seconds().max(0));
+            }
+            "reject" => {
+                f.resolved_on_time = None;
+                f.resolution_secs = None;
+            }
+            "reopen" => {
+                f.first_assigned_at.get_or_insert(e.at);
+                due = timestamp(&e.data["due_at"]).or(due);
+                f.resolved_on_time = None;
+                f.resolution_secs = None;
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
 /// A rate with what it is made of; `value` is `null` when the denominator is 0.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Rate {

@@ -97,6 +97,93 @@ pub fn rows_of(
     (rows, hours)
 }
 
+/// What `minsheng rebuild-stats` did.
+#[derive(Debug, Default)]
+pub struct RebuildReport {
+    /// Cases summed.
+    pub cases: u64,
+    /// Cases whose kept facts disagreed with their audit trail, and were corrected.
+    pub facts_fixed: u64,
+    /// Kept-sum rows and hour-histogram rows written.
+    pub rows: usize,
+    pub hour_rows: usize,
+}
+
+/// Recomputes the kept statistics from the cases and their audit trails, in one write
+/// transaction: each case's facts (first assignment and acknowledgement, response, on-time,
+/// resolution time) are replayed from its events with the response `window` and corrected on
+/// the case where they differ; then the sums and the hour histogram are summed from the cases and
+/// replace the kept ones whole. For databases that held cases before the statistics migration,
+/// and after a restore or a repair. `progress` is told how many cases are done.
+pub fn rebuild(conn: &mut DbConn, window: chrono::Duration, mut progress: impl FnMut(u64)) -> AppResult<RebuildReport> {
+    use crate::db::cases as cq;
+    crate::db::write_tx(conn, |conn| {
+        let mut sums: BTreeMap<stats::Key, Counters> = BTreeMap::new();
+        let mut hours: BTreeMap<(stats::Key, i64), i64> = BTreeMap::new();
+        let mut report = RebuildReport::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = cq::page_by_id(conn, after.as_deref(), 2_000)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            let ids: Vec<String> = page.iter().map(|c| c.id.clone()).collect();
+            let mut trails: BTreeMap<String, Vec<crate::db::models::CaseEvent>> = BTreeMap::new();
+            for e in cq::events_of(conn, &ids)? {
+                trails.entry(e.case_id.clone()).or_default().push(e);
+            }
+            for mut case in page {
+                if let Some(events) = trails.get(&case.id) {
+                    let data: Vec<serde_json::Value> =
+                        events.iter().map(|e| serde_json::from_str(&e.data).unwrap_or_default()).collect();
+                    let trail: Vec<stats::TrailEvent<'_>> = events
+                        .iter()
+                        .zip(&data)
+                        .map(|(e, d)| stats::TrailEvent { action: &e.action, at: from_db(e.at), data: d })
+                        .collect();
+                    let kept = stats::replay(from_db(case.created_at), &trail, window);
+                    let stored = stats::KeptFacts {
+                        first_assigned_at: case.first_assigned_at.map(from_db),
+                        first_acknowledged_at: case.first_acknowledged_at.map(from_db),
+                        responded: case.responded,
+                        resolved_on_time: case.resolved_on_time,
+                        resolution_secs: case.resolution_secs,
+                    };
+                    if kept != stored {
+                        let fixed = cq::CaseFacts {
+                            first_assigned_at: kept.first_assigned_at.map(to_db),
+                            first_acknowledged_at: kept.first_acknowledged_at.map(to_db),
+                            responded: kept.responded,
+                            resolved_on_time: kept.resolved_on_time,
+                            resolution_secs: kept.resolution_secs,
+                        };
+                        cq::set_facts(conn, &case.id, &fixed)?;
+                        case.first_assigned_at = fixed.first_assigned_at;
+                        case.first_acknowledged_at = fixed.first_acknowledged_at;
+                        case.responded = fixed.responded;
+                        case.resolved_on_time = fixed.resolved_on_time;
+                        case.resolution_secs = fixed.resolution_secs;
+                        report.facts_fixed += 1;
+                    }
+                }
+                let (s, h) = stats::delta(None, &facts_of(&case)?);
+                for (k, c) in s {
+                    sums.entry(k).or_default().add(&c, 1);
+                }
+                for (k, n) in h {
+                    *hours.entry(k).or_default() += n;
+                }
+                report.cases += 1;
+            }
+            progress(report.cases);
+        }
+        let (rows, hour_rows) = rows_of(sums, hours);
+        (report.rows, report.hour_rows) = (rows.len(), hour_rows.len());
+        q::clear(conn)?;
+        q::insert_fresh(conn, &rows, &hour_rows)?;
+        Ok(report)
+    })
+}
+
 /// What a breakdown groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum By {

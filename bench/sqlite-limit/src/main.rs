@@ -11,12 +11,17 @@
 //!              [--pragma 'name = value' …]   (extra PRAGMAs, for experiments)
 //!              [--batch N]   (experiment: N creates per transaction, each in a savepoint)
 //! ```
-//! - `create`: the jurisdiction and category reads, the ref counter upsert, the case insert, the
-//!   `create` event, the kept-sums upsert (24 rows, one statement each, as the service does on
-//!   SQLite), in one `BEGIN IMMEDIATE` transaction. `-nostats`: the same without the kept sums.
-//! - `act`: assign of a received case (`--input`: `case_id department_id` lines): the case read,
-//!   the department and its jurisdiction, the version-checked update, the event, the re-read,
-//!   the kept-sums delta (26 rows). `-nostats`: without the kept sums.
+//! - `create`: the Idempotency-Key claim in its own transaction; then the jurisdiction and
+//!   category reads, the ref counter upsert, the case insert, the `create` event, the kept-sums
+//!   upsert (24 rows, one statement each, as the service does on SQLite), the webhook
+//!   subscribers' read and the recorded answer, in one `BEGIN IMMEDIATE` transaction.
+//!   `-nostats`: the same without the kept sums.
+//! - `act`: assign of a received case (`--input`: `case_id department_id` lines): the claim; then
+//!   the case read, the department and its jurisdiction, the version-checked update, the event,
+//!   the re-read, the kept-sums delta (26 rows), the subscribers, the answer. `-nostats`: without
+//!   the kept sums.
+//!
+//! Write transactions queue on one process-wide lock, as the service's do (`write_tx`).
 //! - `get`: the primary-key read of a random case of `--input` (one id per line).
 
 use std::ffi::{c_char, c_int, CStr, CString};
@@ -231,7 +236,8 @@ const CASE_COLUMNS: &str = "id, ref, kind, title, description, category_code, ju
     programme_id, channel, priority, complainant_name, complainant_phone, location_address, location_lat, location_lon, \
     status, outcome, department_id, assignee_id, due_at, acknowledged_at, resolved_at, resolved_by, resolution, \
     verified_at, closed_at, satisfaction, rework_count, duplicate_of, external_source, external_id, created_by, \
-    created_at, updated_at, version, first_assigned_at, first_acknowledged_at, responded, resolved_on_time, resolution_secs";
+    created_at, updated_at, version, first_assigned_at, first_acknowledged_at, responded, resolved_on_time, resolution_secs, \
+    overdue_notified_at, complainant_email, media_url, address_id, attributes";
 
 const STATS_UPSERT: &str = "INSERT INTO case_stats (node, dim, dim_value, basis, month, total, dismissed, resolved, \
     completed, on_time, assigned, responded, rated, satisfied, resolution_secs) \
@@ -339,6 +345,9 @@ struct Prepared {
     get_case: Stmt,
     update_case: Stmt,
     stats: Stmt,
+    idem_claim: Stmt,
+    idem_complete: Stmt,
+    webhooks: Stmt,
 }
 
 fn prepare(db: &Db) -> Result<Prepared, String> {
@@ -367,15 +376,32 @@ fn prepare(db: &Db) -> Result<Prepared, String> {
             "UPDATE cases SET status = ?, outcome = ?, department_id = ?, assignee_id = ?, due_at = ?, acknowledged_at = ?, \
              resolved_at = ?, resolved_by = ?, resolution = ?, verified_at = ?, closed_at = ?, satisfaction = ?, \
              rework_count = ?, duplicate_of = ?, updated_at = ?, version = ?, first_assigned_at = ?, \
-             first_acknowledged_at = ?, responded = ?, resolved_on_time = ?, resolution_secs = ? \
-             WHERE id = ? AND version = ?",
+             first_acknowledged_at = ?, responded = ?, resolved_on_time = ?, resolution_secs = ?, \
+             overdue_notified_at = ? WHERE id = ? AND version = ?",
         )?,
         stats: db.prepare(STATS_UPSERT)?,
+        idem_claim: db.prepare(
+            "INSERT OR IGNORE INTO idempotency_keys (principal_id, key, request_hash, claimed_at, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )?,
+        idem_complete: db.prepare(
+            "UPDATE idempotency_keys SET status = ?, response_body = ?, response_headers = ? WHERE principal_id = ? AND key = ?",
+        )?,
+        webhooks: db.prepare(
+            "SELECT id, owner_id, owner_kind, owner_role, scope_path, url, events, secret, active, disabled_reason, \
+             failing_since, created_at, updated_at FROM webhooks WHERE active = ? ORDER BY id",
+        )?,
     })
 }
 
-/// Runs `work` in `BEGIN IMMEDIATE … COMMIT` (rolled back on error).
+/// The service's queue of write transactions (`src/db/mod.rs`, `write_tx`): one writer of the
+/// process at a time, woken as soon as the previous one commits, instead of SQLite's sleeping
+/// busy handler.
+static WRITE_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `work` in `BEGIN IMMEDIATE … COMMIT` (rolled back on error), in the write queue.
 fn tx(db: &Db, p: &Prepared, work: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    let _turn = WRITE_GATE.lock().map_err(|_| "write gate poisoned")?;
     db.run(&p.begin, &[])?;
     match work() {
         Ok(()) => db.run(&p.commit, &[]).map(|_| ()),
@@ -384,6 +410,28 @@ fn tx(db: &Db, p: &Prepared, work: impl FnOnce() -> Result<(), String>) -> Resul
             Err(e)
         }
     }
+}
+
+/// The Idempotency-Key claim the service commits before the work (`src/service/idempotency.rs`).
+fn claim(db: &Db, p: &Prepared, s: &Shared, rng: &mut Rng) -> Result<String, String> {
+    let key = format!("limit-{:016x}{:016x}", rng.next(), rng.next());
+    let hash = format!("{:016x}{:016x}{:016x}{:016x}", rng.next(), rng.next(), rng.next(), rng.next());
+    let t = unix_micros();
+    let (now, expires) = (db_time(t), db_time(t + 86_400 * 1_000_000));
+    tx(db, p, || {
+        db.run(&p.idem_claim, &[V::T(&s.user_id), V::T(&key), V::T(&hash), V::T(&now), V::T(&now), V::T(&expires)])
+            .map(|_| ())
+    })?;
+    Ok(key)
+}
+
+/// The end of the work's transaction: the webhook subscribers looked up, the answer recorded
+/// (a body of the size the service stores).
+fn finish(db: &Db, p: &Prepared, s: &Shared, key: &str, status: i64, headers: &str) -> Result<(), String> {
+    db.run(&p.webhooks, &[V::I(1)])?;
+    let body = "x".repeat(1400);
+    db.run(&p.idem_complete, &[V::I(status), V::T(&body), V::T(headers), V::T(&s.user_id), V::T(key)])?;
+    Ok(())
 }
 
 fn col<'a>(rows: &'a [Vec<Option<String>>], i: usize) -> Result<&'a str, String> {
@@ -397,16 +445,20 @@ fn create(db: &Db, p: &Prepared, s: &Shared, rng: &mut Rng, stats: bool) -> Resu
         return tx(db, p, || {
             for _ in 0..s.batch {
                 db.exec("SAVEPOINT one")?;
-                create_one(db, p, s, rng, stats)?;
+                create_one(db, p, s, rng, stats).map(|_| ())?;
                 db.exec("RELEASE one")?;
             }
             Ok(())
         });
     }
-    tx(db, p, || create_one(db, p, s, rng, stats))
+    let key = claim(db, p, s, rng)?;
+    tx(db, p, || {
+        let id = create_one(db, p, s, rng, stats)?;
+        finish(db, p, s, &key, 201, &format!(r#"[["Location","/api/v1/cases/{id}"],["ETag","\"1\""]]"#))
+    })
 }
 
-fn create_one(db: &Db, p: &Prepared, s: &Shared, rng: &mut Rng, stats: bool) -> Result<(), String> {
+fn create_one(db: &Db, p: &Prepared, s: &Shared, rng: &mut Rng, stats: bool) -> Result<String, String> {
     let code = s.townships[rng.below(s.townships.len())].clone();
     let cat = s.categories[rng.below(s.categories.len())].clone();
     let id = uuid_v7(rng);
@@ -463,6 +515,11 @@ fn create_one(db: &Db, p: &Prepared, s: &Shared, rng: &mut Rng, stats: bool) -> 
             V::I(0),
             V::Null,
             V::Null,
+            V::Null,
+            V::Null,
+            V::Null,
+            V::Null,
+            V::Null,
         ];
         db.run(&p.insert_case, &values)?;
         let data = format!(
@@ -479,13 +536,14 @@ fn create_one(db: &Db, p: &Prepared, s: &Shared, rng: &mut Rng, stats: bool) -> 
             let rows = stat_rows(&path, &cat, None, [&month_cst(t), &month_cst(due)], total, total);
             upsert_stats(db, &p.stats, &rows)?;
         }
-        Ok(())
+        Ok(id)
     }
 }
 
-fn act(db: &Db, p: &Prepared, s: &Shared, stats: bool) -> Result<bool, String> {
+fn act(db: &Db, p: &Prepared, s: &Shared, rng: &mut Rng, stats: bool) -> Result<bool, String> {
     let i = s.next.fetch_add(1, Ordering::Relaxed);
     let Some((case_id, dept)) = s.act.get(i) else { return Ok(false) };
+    let key = claim(db, p, s, rng)?;
     tx(db, p, || {
         let case = db.run(&p.get_case, &[V::T(case_id), V::I(1)])?;
         let (path, cat, due, created, status) = (col(&case, 7)?, col(&case, 5)?, col(&case, 20)?, col(&case, 33)?, col(&case, 16)?);
@@ -519,6 +577,7 @@ fn act(db: &Db, p: &Prepared, s: &Shared, stats: bool) -> Result<bool, String> {
                 V::I(0),
                 V::Null,
                 V::Null,
+                V::Null,
                 V::T(case_id),
                 V::I(1),
             ],
@@ -547,7 +606,7 @@ fn act(db: &Db, p: &Prepared, s: &Shared, stats: bool) -> Result<bool, String> {
             let rows = stat_rows(path, cat, Some(dept), [&months[0], &months[1]], assigned, dept_row);
             upsert_stats(db, &p.stats, &rows)?;
         }
-        Ok(())
+        finish(db, p, s, &key, 200, r#"[["ETag","\"2\""]]"#)
     })?;
     Ok(true)
 }
@@ -659,7 +718,7 @@ fn run() -> Result<(), String> {
                 let r = match shared.stage.as_str() {
                     "create" => create(&db, &p, &shared, &mut rng, true),
                     "create-nostats" => create(&db, &p, &shared, &mut rng, false),
-                    "act" | "act-nostats" => match act(&db, &p, &shared, shared.stage == "act") {
+                    "act" | "act-nostats" => match act(&db, &p, &shared, &mut rng, shared.stage == "act") {
                         Ok(true) => Ok(()),
                         Ok(false) => {
                             exhausted = true;
