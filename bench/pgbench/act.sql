@@ -1,6 +1,6 @@
 -- The SQL of one `POST /api/v1/cases/{id}/actions/assign` with If-Match and an Idempotency-Key,
 -- as the service runs it on PostgreSQL (src/routes/idempotent.rs, src/service/cases.rs::act,
--- src/db/stats.rs::add): the key's claim, then one transaction that locks the case, checks the
+-- src/db/stats.rs::add): one transaction that claims the key (a savepoint), locks the case, checks the
 -- department and its jurisdiction, writes the version-checked update and the event, re-reads the
 -- case, applies the kept-sums delta (26 rows), looks for webhook subscribers and records the
 -- answer. Cases to assign come from the table `bench_act (n, case_id, dept_id)` that the harness
@@ -11,12 +11,12 @@
 \set n 1 + :client_id + :nclients * (:seq - 1)
 \set r random(1, 9223372036854775806)
 BEGIN;
+SAVEPOINT diesel_savepoint_1;
 INSERT INTO idempotency_keys (principal_id, key, request_hash, claimed_at, created_at, expires_at)
   VALUES (:user, 'pgba-' || :client_id::text || '-' || :r::text, md5(:r::text || 'a') || md5(:r::text || 'b'),
           now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', (now() AT TIME ZONE 'UTC') + interval '24 hours')
   ON CONFLICT DO NOTHING;
-COMMIT;
-BEGIN;
+RELEASE SAVEPOINT diesel_savepoint_1;
 SELECT id, ref, kind, title, description, category_code, jurisdiction_code, jurisdiction_path, programme_id,
     channel, priority, complainant_name, complainant_phone, location_address, location_lat, location_lon, status, outcome,
     department_id, assignee_id, due_at, acknowledged_at, resolved_at, resolved_by, resolution, verified_at, closed_at,

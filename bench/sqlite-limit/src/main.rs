@@ -11,13 +11,13 @@
 //!              [--pragma 'name = value' …]   (extra PRAGMAs, for experiments)
 //!              [--batch N]   (experiment: N creates per transaction, each in a savepoint)
 //! ```
-//! - `create`: the Idempotency-Key claim in its own transaction; then the jurisdiction and
-//!   category reads, the ref counter upsert, the case insert, the `create` event, the kept-sums
+//! - `create`: in one `BEGIN IMMEDIATE` transaction, the Idempotency-Key claim (in a savepoint,
+//!   as diesel nests it); then the jurisdiction and category reads, the ref counter upsert, the case insert, the `create` event, the kept-sums
 //!   upsert (24 rows, one statement each, as the service does on SQLite), the webhook
-//!   subscribers' read and the recorded answer, in one `BEGIN IMMEDIATE` transaction.
+//!   subscribers' read and the recorded answer.
 //!   `-nostats`: the same without the kept sums.
-//! - `act`: assign of a received case (`--input`: `case_id department_id` lines): the claim; then
-//!   the case read, the department and its jurisdiction, the version-checked update, the event,
+//! - `act`: assign of a received case (`--input`: `case_id department_id` lines), in one
+//!   transaction: the claim, the case read, the department and its jurisdiction, the version-checked update, the event,
 //!   the re-read, the kept-sums delta (26 rows), the subscribers, the answer. `-nostats`: without
 //!   the kept sums.
 //!
@@ -412,16 +412,16 @@ fn tx(db: &Db, p: &Prepared, work: impl FnOnce() -> Result<(), String>) -> Resul
     }
 }
 
-/// The Idempotency-Key claim the service commits before the work (`src/service/idempotency.rs`).
+/// The Idempotency-Key claim, the first statement of the work's transaction, in a savepoint as
+/// diesel nests it (`src/service/idempotency.rs`, `src/routes/idempotent.rs`).
 fn claim(db: &Db, p: &Prepared, s: &Shared, rng: &mut Rng) -> Result<String, String> {
     let key = format!("limit-{:016x}{:016x}", rng.next(), rng.next());
     let hash = format!("{:016x}{:016x}{:016x}{:016x}", rng.next(), rng.next(), rng.next(), rng.next());
     let t = unix_micros();
     let (now, expires) = (db_time(t), db_time(t + 86_400 * 1_000_000));
-    tx(db, p, || {
-        db.run(&p.idem_claim, &[V::T(&s.user_id), V::T(&key), V::T(&hash), V::T(&now), V::T(&now), V::T(&expires)])
-            .map(|_| ())
-    })?;
+    db.exec("SAVEPOINT diesel_savepoint_1")?;
+    db.run(&p.idem_claim, &[V::T(&s.user_id), V::T(&key), V::T(&hash), V::T(&now), V::T(&now), V::T(&expires)])?;
+    db.exec("RELEASE SAVEPOINT diesel_savepoint_1")?;
     Ok(key)
 }
 
@@ -451,8 +451,8 @@ fn create(db: &Db, p: &Prepared, s: &Shared, rng: &mut Rng, stats: bool) -> Resu
             Ok(())
         });
     }
-    let key = claim(db, p, s, rng)?;
     tx(db, p, || {
+        let key = claim(db, p, s, rng)?;
         let id = create_one(db, p, s, rng, stats)?;
         finish(db, p, s, &key, 201, &format!(r#"[["Location","/api/v1/cases/{id}"],["ETag","\"1\""]]"#))
     })
@@ -543,8 +543,8 @@ fn create_one(db: &Db, p: &Prepared, s: &Shared, rng: &mut Rng, stats: bool) -> 
 fn act(db: &Db, p: &Prepared, s: &Shared, rng: &mut Rng, stats: bool) -> Result<bool, String> {
     let i = s.next.fetch_add(1, Ordering::Relaxed);
     let Some((case_id, dept)) = s.act.get(i) else { return Ok(false) };
-    let key = claim(db, p, s, rng)?;
     tx(db, p, || {
+        let key = claim(db, p, s, rng)?;
         let case = db.run(&p.get_case, &[V::T(case_id), V::I(1)])?;
         let (path, cat, due, created, status) = (col(&case, 7)?, col(&case, 5)?, col(&case, 20)?, col(&case, 33)?, col(&case, 16)?);
         if status != "received" {
