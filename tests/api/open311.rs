@@ -349,10 +349,15 @@ fn discovery_services_and_definitions(b: Backend) {
     assert_errors(&r, false, 404, &["no format html"]);
     let r = get(&w.app, "/open311/v2/tokens/123.xml");
     assert_errors(&r, true, 404, &["no route"]);
+    // A method a resource does not take: 405 with `Allow` (RFC 9110), in the Open311 format.
     let r = w.app.call("DELETE", "/open311/v2/services.xml", None, None, &[]);
-    assert_errors(&r, true, 400, &["DELETE is not supported"]);
+    assert_errors(&r, true, 405, &["method not allowed; this resource takes GET"]);
+    assert_eq!(r.header("allow"), Some("GET"));
     let r = w.app.call("POST", "/open311/v2/discovery.json", None, None, &[]);
-    assert_errors(&r, false, 400, &["POST is not supported"]);
+    assert_errors(&r, false, 405, &["method not allowed; this resource takes GET"]);
+    let r = w.app.call("TRACE", "/open311/v2/requests.json", None, None, &[]);
+    assert_errors(&r, false, 405, &["method not allowed; this resource takes GET, POST"]);
+    assert_eq!(r.header("allow"), Some("GET, POST"));
 }
 
 fn a_post_files_a_real_case(b: Backend) {
