@@ -11,9 +11,11 @@ and fails the run.
 
 from __future__ import annotations
 
-import json
+import re
 
 import schemathesis
+import schemathesis.specs.openapi.checks as _checks
+from schemathesis.core.transforms import to_wire_text
 from schemathesis.core import NotSet
 from schemathesis.core.jsonschema import make_validator
 
@@ -41,6 +43,7 @@ PER_OPERATION = {
     "POST /api/v1/jurisdictions": {("parent_code", "required")},
     # `external_source` and `external_id` go together: OpenAPI cannot tie two query parameters.
     "GET /api/v1/cases": {("external_source", "required"), ("external_id", "required")},
+    "GET /api/v1/cases.csv": {("external_source", "required"), ("external_id", "required")},
     # A dismissal cannot name the case itself as the one it duplicates (the id is in the path).
     "POST /api/v1/cases/{id}/actions/dismiss": {("duplicate_of", "invalid_value")},
     # A period's `to` must not be before its `from`: OpenAPI cannot compare two query parameters.
@@ -51,6 +54,15 @@ PER_OPERATION = {
     # only known columns, and its having rows at all, are the file's content, not its schema.
     "POST /api/v1/cases:import": {("header", "unknown_column"), ("body", "required")},
 }
+
+
+# Open311 answers every refusal 400 (GeoReport v2 has no 422). Its refusals of schema-valid
+# requests must be, like the 422s above, for reasons no schema can state: a date range whose end
+# is before its start or that spans more than 90 days (two parameters compared).
+OPEN311_SEMANTIC = (
+    "end_date: end_date must not be before start_date",
+    "end_date: the range may not span more than 90 days",
+)
 
 
 def body_is_valid(case) -> bool:
@@ -67,19 +79,32 @@ def body_is_valid(case) -> bool:
 
 @schemathesis.serializer("application/x-ndjson")
 def ndjson(ctx, value):
-    """JSON lines for `POST /cases:import`: the contract's JSON-lines body is a string (the file)."""
+    """JSON lines for `POST /cases:import`: the body is the file, a string, sent as it is; other
+    values are written as text the way Schemathesis writes `text/plain` (containers as JSON)."""
     if isinstance(value, bytes):
         return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    return (json.dumps(value, ensure_ascii=False) + "\n").encode("utf-8")
+    return to_wire_text(value).encode("utf-8")
+
+
+# Schemathesis does not expect a non-string body to be refused where every value reaches the wire
+# as text (`text/plain`, `application/octet-stream`): a "wrong type" is then only another string.
+# A JSON-lines file is text in the same way (`{}` as a body *is* the one-line file `{}`), so it
+# gets the same treatment. Nothing else about `negative_data_rejection` changes.
+_is_stringifying = _checks._is_stringifying_media_type
+_checks._is_stringifying_media_type = lambda media_type: media_type == "application/x-ndjson" or _is_stringifying(
+    media_type
+)
 
 
 @schemathesis.check
 def refusal_of_valid_data_is_semantic(ctx, response, case):
     """A schema-valid request refused with 422 must be refused for reasons the schema cannot state."""
     meta = case.meta
-    if meta is None or not meta.generation.mode.is_positive or response.status_code != 422:
+    if meta is None or not meta.generation.mode.is_positive:
+        return None
+    if case.operation.path.startswith("/open311/") and response.status_code == 400:
+        return open311_refusal_is_semantic(response)
+    if response.status_code != 422:
         return None
     if not body_is_valid(case):
         return None
@@ -99,5 +124,23 @@ def refusal_of_valid_data_is_semantic(ctx, response, case):
         raise AssertionError(
             "Schema-valid data refused for a reason the schema could state: "
             f"{listed}. Either the contract allows too much or the service refuses too much."
+        )
+    return None
+
+
+def open311_refusal_is_semantic(response):
+    """An Open311 400 for a schema-valid request: every listed error must be a semantic one."""
+    try:
+        errors = response.json()
+        descriptions = [e.get("description", "") for e in errors]
+    except (ValueError, AttributeError, TypeError):
+        # The XML variant: <errors><error><code>400</code><description>…</description></error>…
+        descriptions = re.findall(r"<description>(.*?)</description>", response.text or "", re.S)
+    unexpected = [d for d in descriptions if not d.startswith(OPEN311_SEMANTIC)]
+    if unexpected or not descriptions:
+        raise AssertionError(
+            "Schema-valid Open311 request refused for a reason the schema could state: "
+            f"{'; '.join(unexpected) or '(no errors listed)'}. Either the contract allows too much or the service "
+            "refuses too much."
         )
     return None
