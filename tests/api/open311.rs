@@ -863,7 +863,23 @@ fn request_queries_filter_window_and_page(b: Backend) {
     }
 }
 
+/// List parameters count characters, as the contract's lengths do (found by Schemathesis: a code
+/// of 20 Chinese characters, 60 bytes, was refused as longer than 32).
+fn list_parameters_count_characters(b: Backend) {
+    let w = World::new(b);
+    let encode = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+    let code = encode(&"饮".repeat(32));
+    let r = get(&w.app, &format!("/open311/v2/requests.json?service_code={code}"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let id = encode(&"号".repeat(64));
+    let r = get(&w.app, &format!("/open311/v2/requests.json?service_request_id={id}"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = get(&w.app, &format!("/open311/v2/requests.json?service_code={code}{}", encode("饮")));
+    assert_errors(&r, false, 400, &["service_code: at most 100 codes of at most 32 characters"]);
+}
+
 both!(
+    list_parameters_count_characters,
     discovery_services_and_definitions,
     a_post_files_a_real_case,
     post_errors_follow_the_spec,
