@@ -70,7 +70,8 @@ export MINSHENG_API_KEY_CACHE_SECS=0
 # address; with the production limits that locks the run's own identities out of signing in again.
 export MINSHENG_LOGIN_MAX_FAILURES=1000000
 export MINSHENG_LOGIN_MAX_FAILURES_PER_ADDRESS=1000000
-# Schemathesis sends hundreds of requests a second from one identity: no request rate limit.
+# Per-client rate limits (when the service has them) would answer the fuzzer 429 after its first
+# burst and leave most operations untested; `0` turns them off. They are tested in tests/api.
 export MINSHENG_RATE_LIMIT_PER_SEC=0
 export RUST_LOG=${RUST_LOG:-info}
 

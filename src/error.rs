@@ -271,8 +271,9 @@ impl ResponseError for AppError {
 /// An error of an Open311 endpoint: the same [`AppError`], answered the GeoReport v2 way — an
 /// `errors` document (`[{code, description}]`, one entry per problem) in the format the request
 /// asked for, with the spec's statuses only: 404 for what does not exist, 403 for a missing,
-/// wrong or insufficient `api_key`, and 400 for everything else, server failures included (the
-/// spec's "general service error"; it is logged like any internal error).
+/// wrong or insufficient `api_key`, 405 (with `Allow`) for a method the resource does not take,
+/// and 400 for everything else, server failures included (the spec's "general service error";
+/// it is logged like any internal error).
 #[derive(Debug)]
 pub struct Open311Error {
     /// The format of the answer (from the path's extension).
@@ -303,6 +304,7 @@ impl Open311Error {
                 tracing::error!(error = %detail, "database storage full");
                 vec!["general service error: the service cannot store anything now; retry later".to_owned()]
             }
+            AppError::MethodNotAllowed { allow } => vec![format!("method not allowed; this resource takes {allow}")],
             other => vec![other.to_string()],
         }
     }
@@ -319,6 +321,7 @@ impl ResponseError for Open311Error {
         match self.error {
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
             AppError::Unauthenticated { .. } | AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -326,7 +329,11 @@ impl ResponseError for Open311Error {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let doc = crate::domain::open311::Document::errors(status.as_u16(), &self.descriptions());
-        HttpResponse::build(status).content_type(self.format.content_type()).body(doc.render(self.format))
+        let mut response = HttpResponse::build(status);
+        if let AppError::MethodNotAllowed { allow } = &self.error {
+            response.insert_header((header::ALLOW, allow.as_str()));
+        }
+        response.content_type(self.format.content_type()).body(doc.render(self.format))
     }
 }
 

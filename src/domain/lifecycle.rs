@@ -143,7 +143,7 @@ pub enum Command {
 pub const MAX_NOTE: usize = 4000;
 
 impl Command {
-    /// Reads and validates the body of `POST /cases/{id}/actions/{action}`.
+    /// Reads and validates the body of `POST /cases/{id}/actions/<action>`.
     pub fn parse(action: Action, body: &Value) -> AppResult<Command> {
         let mut i = Input::new(body);
         let cmd = match action {

@@ -768,11 +768,11 @@ impl RequestsQuery {
         let mut q = Query::new(pairs);
         let jurisdiction_id = q.text("jurisdiction_id", 12);
         let ids = list(&q, "service_request_id");
-        if ids.as_ref().is_some_and(|i| i.len() > MAX_IDS || i.iter().any(|id| id.len() > 64)) {
+        if ids.as_ref().is_some_and(|i| i.len() > MAX_IDS || i.iter().any(|id| id.chars().count() > 64)) {
             q.error("service_request_id", "too_long", format!("at most {MAX_IDS} ids of at most 64 characters"));
         }
         let service_codes = list(&q, "service_code");
-        if service_codes.as_ref().is_some_and(|c| c.len() > 100 || c.iter().any(|code| code.len() > 32)) {
+        if service_codes.as_ref().is_some_and(|c| c.len() > 100 || c.iter().any(|code| code.chars().count() > 32)) {
             q.error("service_code", "too_long", "at most 100 codes of at most 32 characters");
         }
         let statuses = list(&q, "status").map(|names| {

@@ -66,17 +66,18 @@ pub async fn list(state: web::Data<AppState>, p: Principal, query: QueryPairs) -
     Ok(HttpResponse::Ok().json(state.db(move |conn| svc::list(conn, &p, query)).await?))
 }
 
-/// `POST /api/v1/cases/{id}/actions/{action}`, honouring `If-Match`.
+/// `POST /api/v1/cases/{id}/actions/<action>` (one route per action, the action named by the
+/// path's last segment), honouring `If-Match`.
 pub async fn act(
     state: web::Data<AppState>,
     p: Principal,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    id: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, AppError> {
-    let (id, action) = path.into_inner();
     let id = path_id(&id, "case")?;
-    let action = Action::parse(&action)
+    let action = req.path().rsplit('/').next().unwrap_or_default();
+    let action = Action::parse(action)
         .filter(|a| lifecycle::rule(*a).is_some())
         .ok_or_else(|| AppError::NotFound { detail: format!("no action {action}") })?;
     lifecycle::check_role(action, &p)?;

@@ -143,7 +143,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/audit/admin").route(web::get().to(audit::admin)))
                 .service(resource("/audit/personal-data").route(web::get().to(audit::personal_data)))
-                .service(resource("/cases/{id}/actions/{action}").route(web::post().to(cases::act))),
+                // One resource per lifecycle action, as in the contract (one operation each).
+                .service(resource("/cases/{id}/actions/assign").route(web::post().to(cases::act)))
+                .service(resource("/cases/{id}/actions/reassign").route(web::post().to(cases::act)))
+                .service(resource("/cases/{id}/actions/acknowledge").route(web::post().to(cases::act)))
+                .service(resource("/cases/{id}/actions/return").route(web::post().to(cases::act)))
+                .service(resource("/cases/{id}/actions/resolve").route(web::post().to(cases::act)))
+                .service(resource("/cases/{id}/actions/verify").route(web::post().to(cases::act)))
+                .service(resource("/cases/{id}/actions/reject").route(web::post().to(cases::act)))
+                .service(resource("/cases/{id}/actions/close").route(web::post().to(cases::act)))
+                .service(resource("/cases/{id}/actions/dismiss").route(web::post().to(cases::act)))
+                .service(resource("/cases/{id}/actions/reopen").route(web::post().to(cases::act)))
+                .service(resource("/cases/{id}/actions/extend").route(web::post().to(cases::act)))
+                .service(resource("/cases/{id}/actions/comment").route(web::post().to(cases::act))),
         )
         .service(resource("/docs").route(web::get().to(docs::page)))
         .service(docs::assets())

@@ -141,13 +141,12 @@ pub async fn create_request(
     answer(format, work.await)
 }
 
-/// `GET, POST … /open311/v2/…` with a method the resource does not take.
+/// `GET, POST … /open311/v2/…` with a method the resource does not take: 405 with `Allow`
+/// (RFC 9110), in the Open311 error format.
 pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, Open311Error> {
     let format = format_of(&req)?;
-    Err(Open311Error::new(
-        format,
-        AppError::bad_request("method_not_allowed", format!("{} is not supported on {}", req.method(), req.path())),
-    ))
+    let allow = req.match_pattern().map(|pattern| super::docs::allowed_methods(&pattern)).unwrap_or_default();
+    Err(Open311Error::new(format, AppError::MethodNotAllowed { allow }))
 }
 
 /// Anything under `/open311/v2` that is not an endpoint: a 404 in the format its extension asks

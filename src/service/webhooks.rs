@@ -167,10 +167,9 @@ impl WebhookInput {
         let mut i = Input::new(body);
         let url = if create { i.text("url", MAX_URL, false) } else { i.opt_text("url", MAX_URL, false) };
         if let Some(u) = &url {
-            let ok = (u.starts_with("https://") || u.starts_with("http://"))
-                && u.len() > 8
-                && !u.contains(char::is_whitespace);
-            if !ok {
+            // The same rule as every other URL the service takes (`media_url`): scheme in any
+            // case, a host, no spaces.
+            if !crate::domain::input::is_web_url(u) {
                 i.error("url", "invalid_format", "an absolute http or https URL");
             }
         }

@@ -349,10 +349,15 @@ fn discovery_services_and_definitions(b: Backend) {
     assert_errors(&r, false, 404, &["no format html"]);
     let r = get(&w.app, "/open311/v2/tokens/123.xml");
     assert_errors(&r, true, 404, &["no route"]);
+    // A method a resource does not take: 405 with `Allow` (RFC 9110), in the Open311 format.
     let r = w.app.call("DELETE", "/open311/v2/services.xml", None, None, &[]);
-    assert_errors(&r, true, 400, &["DELETE is not supported"]);
+    assert_errors(&r, true, 405, &["method not allowed; this resource takes GET"]);
+    assert_eq!(r.header("allow"), Some("GET"));
     let r = w.app.call("POST", "/open311/v2/discovery.json", None, None, &[]);
-    assert_errors(&r, false, 400, &["POST is not supported"]);
+    assert_errors(&r, false, 405, &["method not allowed; this resource takes GET"]);
+    let r = w.app.call("TRACE", "/open311/v2/requests.json", None, None, &[]);
+    assert_errors(&r, false, 405, &["method not allowed; this resource takes GET, POST"]);
+    assert_eq!(r.header("allow"), Some("GET, POST"));
 }
 
 fn a_post_files_a_real_case(b: Backend) {
@@ -858,7 +863,23 @@ fn request_queries_filter_window_and_page(b: Backend) {
     }
 }
 
+/// List parameters count characters, as the contract's lengths do (found by Schemathesis: a code
+/// of 20 Chinese characters, 60 bytes, was refused as longer than 32).
+fn list_parameters_count_characters(b: Backend) {
+    let w = World::new(b);
+    let encode = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+    let code = encode(&"饮".repeat(32));
+    let r = get(&w.app, &format!("/open311/v2/requests.json?service_code={code}"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let id = encode(&"号".repeat(64));
+    let r = get(&w.app, &format!("/open311/v2/requests.json?service_request_id={id}"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = get(&w.app, &format!("/open311/v2/requests.json?service_code={code}{}", encode("饮")));
+    assert_errors(&r, false, 400, &["service_code: at most 100 codes of at most 32 characters"]);
+}
+
 both!(
+    list_parameters_count_characters,
     discovery_services_and_definitions,
     a_post_files_a_real_case,
     post_errors_follow_the_spec,

@@ -351,7 +351,24 @@ fn clients_hear_only_of_their_own_cases(b: Backend) {
         .expect_problem(403, "scope_missing");
 }
 
+/// A subscription URL follows the rule of every URL the service takes (the contract's pattern):
+/// `http` or `https` in any case, then a host, no spaces or control characters, surrounding
+/// white space trimmed. Found by Schemathesis: `HTTPS://…` was refused, `https:///x` accepted.
+fn subscription_urls_follow_the_contract(b: Backend) {
+    let w = World::new(b);
+    for url in ["HTTPS://12345.yn.example/hooks", " https://12345.yn.example/hooks\u{85}", "http://10.0.0.1:8080/h"] {
+        let r = w.app.post("/api/v1/webhooks", &w.admin, json!({"url": url, "events": ["case.created"]}));
+        assert_eq!(r.status, 201, "{url:?}: {}", r.text);
+        assert_eq!(r.body["url"], url.trim(), "{url:?}");
+    }
+    for url in ["https:///hooks", "https://", "http://a b", "ftp://12345.yn.example", "https://x\u{7}y"] {
+        let r = w.app.post("/api/v1/webhooks", &w.admin, json!({"url": url, "events": ["case.created"]}));
+        assert_eq!(r.bad_fields(), vec!["url"], "{url:?}: {}", r.text);
+    }
+}
+
 both!(
+    subscription_urls_follow_the_contract,
     deliveries_are_signed_ordered_and_logged,
     failed_deliveries_are_retried_in_order,
     refused_changes_send_nothing,
