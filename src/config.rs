@@ -95,8 +95,9 @@ pub struct Config {
     /// `MINSHENG_KEEP_ALIVE_SECS`: how long an idle keep-alive connection stays open (default 5;
     /// `0` closes a connection after each answer).
     pub keep_alive: Duration,
-    /// `MINSHENG_BODY_TIMEOUT_SECS`: how long a client may take to send a JSON body once its head
-    /// is in (default 30); a slower body is refused with 408 `body_timeout`.
+    /// `MINSHENG_BODY_TIMEOUT_SECS`: how long a client may take to send a JSON body or an Open311
+    /// form once its head is in, and the longest pause allowed in an import upload (default 30);
+    /// a slower body is refused with 408 `body_timeout`.
     pub body_timeout: Duration,
     /// `MINSHENG_CORS_ORIGINS`: comma-separated origins (`https://portal.example.gov.cn`) whose
     /// browser pages may call the API; unset (the default) leaves CORS off.

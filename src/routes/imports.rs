@@ -2,11 +2,11 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use tracing::Instrument;
 
 use crate::domain::access::Principal;
 use crate::error::AppError;
+use crate::routes::body::{read_body, Deadline};
 use crate::service::imports::{self as svc, Format, RawRow};
 use crate::service::path_id;
 use crate::state::AppState;
@@ -30,15 +30,8 @@ pub async fn start(
         .and_then(Format::from_content_type)
         .ok_or(AppError::UnsupportedMediaType)?;
     let limit = state.config.max_import_bytes;
-    let mut bytes = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| AppError::bad_request("unreadable_body", format!("the body could not be read: {e}")))?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(AppError::PayloadTooLarge { limit });
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    let deadline = Deadline::Idle(state.config.body_timeout);
+    let bytes = read_body(&mut payload, limit, deadline, || AppError::PayloadTooLarge { limit }).await?;
     let rows = svc::read(format, &bytes)?;
     drop(bytes);
     let (caller, total) = (p.clone(), rows.len());

@@ -3,15 +3,17 @@
 //! request. Every answer is a [`Document`] rendered in the format of the path's extension;
 //! errors are [`Open311Error`]s (see `crate::error`). The GETs are public, as in the spec.
 
+use std::time::Duration;
+
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 
 use crate::auth::extract::authenticate_key;
 use crate::domain::input::Query;
 use crate::domain::open311::{Document, Format, RequestForm, RequestsQuery};
 use crate::domain::util::now;
 use crate::error::{AppError, AppResult, Open311Error};
+use crate::routes::body::{read_body, Deadline};
 use crate::service::open311 as svc;
 use crate::state::AppState;
 
@@ -114,7 +116,7 @@ pub async fn create_request(
 ) -> Result<HttpResponse, Open311Error> {
     let format = format_of(&req)?;
     let work = async {
-        let mut pairs = read_form(&req, payload, state.config.max_body_bytes).await?;
+        let mut pairs = read_form(&req, payload, state.config.max_body_bytes, state.config.body_timeout).await?;
         let key = match pairs.iter().rposition(|(k, _)| k == "api_key") {
             Some(at) => pairs.swap_remove(at).1,
             None => String::new(),
@@ -169,23 +171,20 @@ fn is_utf8_form(content_type: &str) -> bool {
         })
 }
 
-/// Reads the form body (at most `limit` bytes). An empty body is an empty form.
-async fn read_form(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> AppResult<Vec<(String, String)>> {
+/// Reads the form body (at most `limit` bytes, within `timeout`). An empty body is an empty form.
+async fn read_form(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    timeout: Duration,
+) -> AppResult<Vec<(String, String)>> {
     let too_large = || AppError::bad_request("payload_too_large", format!("the body is larger than {limit} bytes"));
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| AppError::bad_request("unreadable_body", format!("the body could not be read: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_body(&mut payload, limit, Deadline::Total(timeout), too_large).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Vec::new());
     }

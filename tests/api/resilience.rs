@@ -15,6 +15,7 @@ both!(
     requests_beyond_the_in_flight_bound_get_503,
     a_client_that_stalls_mid_head_is_cut_off,
     a_body_that_never_arrives_is_refused_with_408,
+    uploads_and_forms_that_stall_are_refused_with_408,
     oversized_heads_are_refused_not_500,
     cors_is_off_by_default,
     cors_answers_listed_origins_only,
@@ -151,6 +152,40 @@ fn a_body_that_never_arrives_is_refused_with_408(b: Backend) {
     assert_eq!(answer.header("content-type"), Some("application/problem+json"));
     let body: serde_json::Value = serde_json::from_slice(&answer.body).expect("json");
     assert_eq!(body["code"], "body_timeout");
+}
+
+/// Sends a head and the start of a body, then stalls; returns the answer the server gives.
+fn stall_after(app: &TestApp, head: &str, start_of_body: &[u8]) -> crate::support::RawResp {
+    let mut stream = TcpStream::connect(app.addr()).expect("connect");
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(start_of_body).expect("part of the body");
+    let bytes = read_until_closed(&mut stream);
+    crate::support::parse_raw(&bytes).expect("an answer")
+}
+
+fn uploads_and_forms_that_stall_are_refused_with_408(b: Backend) {
+    let w = World::new_with(b, |c| c.body_timeout = Duration::from_secs(1));
+    // A bulk import whose upload stops coming: refused once no byte came for the body time-out.
+    let csv = "title,description\n";
+    let head = format!(
+        "POST /api/v1/cases:import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: text/csv\r\nContent-Length: 100000\r\n\r\n",
+        w.supervisor
+    );
+    let answer = stall_after(&w.app, &head, csv.as_bytes());
+    assert_eq!(answer.status, 408, "{}", String::from_utf8_lossy(&answer.body));
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).expect("json");
+    assert_eq!(body["code"], "body_timeout");
+    // An Open311 form that never completes: refused in the Open311 error format, whose client
+    // errors are all 400 (GeoReport v2 has no 408).
+    let head = "POST /open311/v2/requests.json HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 500\r\n\r\n";
+    let answer = stall_after(&w.app, head, b"api_key=msk_");
+    assert_eq!(answer.status, 400, "{}", String::from_utf8_lossy(&answer.body));
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).expect("json");
+    assert_eq!(body[0]["code"], 400, "{body}");
+    assert!(body[0]["description"].as_str().is_some_and(|d| d.contains("not received in time")), "{body}");
+    // Nothing was imported, and the service is fine.
+    let listed = w.app.get("/api/v1/cases", &w.supervisor);
+    assert_eq!(listed.expect(200)["items"].as_array().map(Vec::len), Some(0));
 }
 
 fn oversized_heads_are_refused_not_500(b: Backend) {
