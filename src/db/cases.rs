@@ -174,7 +174,7 @@ pub fn list(conn: &mut DbConn, f: &CaseFilter, limit: i64) -> QueryResult<Vec<Ca
         q = q.filter(cases::programme_id.eq(v.clone()));
     }
     if let (Some(overdue), Some(now)) = (f.overdue, f.now) {
-        let open = cases::status.eq_any(["received", "assigned"]);
+        let open = super::case_is_open();
         q = if overdue {
             q.filter(open.and(cases::due_at.lt(now)))
         } else {

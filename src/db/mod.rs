@@ -347,3 +347,11 @@ impl Drop for Turn {
         }
     }
 }
+
+/// `cases.status IN ('received', 'assigned')` — an open case — as literal SQL. The partial index
+/// on open cases' deadlines (`cases_open_due_path`) is only used when the planner sees these
+/// values themselves: with bind parameters SQLite, and PostgreSQL's generic plans, cannot prove
+/// the index's predicate and scan every case instead.
+pub fn case_is_open() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>("cases.status IN ('received', 'assigned')")
+}

@@ -244,18 +244,14 @@ macro_rules! scoped {
 
 /// Open cases in scope whose deadline is before `now`.
 pub fn count_overdue(conn: &mut DbConn, s: &CaseScope, now: NaiveDateTime) -> QueryResult<i64> {
-    let q = cases::table
-        .filter(cases::status.eq_any(["received", "assigned"]))
-        .filter(cases::due_at.lt(now))
-        .count()
-        .into_boxed();
+    let q = cases::table.filter(super::case_is_open()).filter(cases::due_at.lt(now)).count().into_boxed();
     scoped!(q, s).get_result(conn)
 }
 
 /// The overdue cases in scope, one column of each, for grouping.
 pub fn overdue_keys(conn: &mut DbConn, s: &CaseScope, now: NaiveDateTime) -> QueryResult<Vec<OverdueKey>> {
     let q = cases::table
-        .filter(cases::status.eq_any(["received", "assigned"]))
+        .filter(super::case_is_open())
         .filter(cases::due_at.lt(now))
         .select(OverdueKey::as_select())
         .into_boxed();
@@ -290,7 +286,7 @@ pub fn overdue_page(
     limit: i64,
 ) -> QueryResult<Vec<super::models::Case>> {
     let mut q = cases::table
-        .filter(cases::status.eq_any(["received", "assigned"]))
+        .filter(super::case_is_open())
         .filter(cases::due_at.lt(now))
         .select(super::models::Case::as_select())
         .order((cases::due_at.asc(), cases::id.asc()))

@@ -230,7 +230,7 @@ pub fn requeue(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<u
 pub fn newly_overdue(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<super::models::Case>> {
     use super::schema::cases::dsl as c;
     c::cases
-        .filter(c::status.eq_any(["received", "assigned"]))
+        .filter(super::case_is_open())
         .filter(c::due_at.lt(now))
         .filter(c::overdue_notified_at.is_null())
         .order(c::due_at)
