@@ -262,7 +262,7 @@ struct SlowReceiver {
 
 impl SlowReceiver {
     fn start() -> SlowReceiver {
-        use std::io::{Read, Write};
+        use std::io::Write;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let got = Arc::new(AtomicUsize::new(0));
@@ -273,29 +273,7 @@ impl SlowReceiver {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let n = stream.read(&mut chunk).unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(at) = text.find("\r\n\r\n") {
-                        let len: usize = text[..at]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= at + 4 + len {
-                            break;
-                        }
-                    }
-                }
+                crate::support::read_http_request(&mut stream);
                 if count.fetch_add(1, Ordering::SeqCst) == 0 {
                     let _ = arrived_tx.send(());
                     let _ = answer_rx.recv_timeout(Duration::from_secs(60));

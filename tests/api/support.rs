@@ -711,3 +711,28 @@ pub fn parse_raw(bytes: &[u8]) -> Option<RawResp> {
     }
     Some(RawResp { status, headers, body })
 }
+
+/// Reads one HTTP/1.1 request from a test receiver's connection: its head (request line and
+/// headers) and its body, as far as `Content-Length` says. Empty strings when the peer closed
+/// before a whole request came.
+pub fn read_http_request(stream: &mut std::net::TcpStream) -> (String, String) {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).unwrap_or(0);
+        if n == 0 {
+            return (String::new(), String::new());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let head = String::from_utf8_lossy(&buf[..at]).into_owned();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+            .unwrap_or(0);
+        if buf.len() >= at + 4 + len {
+            return (head, String::from_utf8_lossy(&buf[at + 4..at + 4 + len]).into_owned());
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! processes, and the once-only overdue announcement.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,30 +49,7 @@ impl Receiver {
                 };
                 stream.set_nonblocking(false).ok();
                 stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let (head, body) = loop {
-                    let n = stream.read(&mut chunk).unwrap_or(0);
-                    if n == 0 {
-                        break (String::new(), String::new());
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(at) = text.find("\r\n\r\n") {
-                        let head = text[..at].to_owned();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= at + 4 + len {
-                            break (head, String::from_utf8_lossy(&buf[at + 4..at + 4 + len]).to_string());
-                        }
-                    }
-                };
+                let (head, body) = crate::support::read_http_request(&mut stream);
                 let headers = head
                     .lines()
                     .skip(1)
