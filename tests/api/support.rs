@@ -219,18 +219,8 @@ impl TestApp {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Resp {
-        let mut req = self.agent.request(method, &format!("{}{}", self.base, path));
-        if let Some(t) = token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        for (k, v) in headers {
-            req = req.set(k, v);
-        }
-        let result = match body {
-            Some(b) => req.send_json(b.clone()),
-            None => req.call(),
-        };
-        Self::read(result)
+        send(&self.agent, &self.base, method, path, token, body, headers)
+            .unwrap_or_else(|e| panic!("transport error: {e}"))
     }
 
     /// Sends a raw body with a content type.
@@ -347,6 +337,30 @@ pub fn read_response(result: Result<ureq::Response, ureq::Error>) -> Result<Resp
     Ok(Resp { status, headers, body, text })
 }
 
+/// Sends one request with `agent` to `base` + `path`: the bearer token and headers when given,
+/// `body` as JSON when given. The one request builder of [`TestApp::call`] and [`Client::call`].
+fn send(
+    agent: &ureq::Agent,
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Result<Resp, String> {
+    let mut req = agent.request(method, &format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    read_response(match body {
+        Some(b) => req.send_json(b.clone()),
+        None => req.call(),
+    })
+}
+
 /// An HTTP client for a service at `base` that reports transport failures instead of panicking
 /// (for services that are killed or stopped under it).
 #[derive(Clone)]
@@ -370,17 +384,7 @@ impl Client {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<Resp, String> {
-        let mut req = self.agent.request(method, &format!("{}{}", self.base, path));
-        if let Some(t) = token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        for (k, v) in headers {
-            req = req.set(k, v);
-        }
-        read_response(match body {
-            Some(b) => req.send_json(b.clone()),
-            None => req.call(),
-        })
+        send(&self.agent, &self.base, method, path, token, body, headers)
     }
 
     /// A GET that must get an answer.
