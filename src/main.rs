@@ -170,11 +170,11 @@ fn rebuild_stats(config: Config) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     println!(
-        "rebuilt the statistics of {} cases ({} with corrected facts): {} sums, {} hour rows, in {:.1} s",
+        "rebuilt the statistics of {} cases ({} with corrected facts): {} sums, {} histograms, in {:.1} s",
         report.cases,
         report.facts_fixed,
         report.rows,
-        report.hour_rows,
+        report.histogram_rows,
         started.elapsed().as_secs_f64()
     );
     Ok(())

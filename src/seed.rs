@@ -234,7 +234,7 @@ fn seed_all(
 
     let mut refs: HashMap<String, i64> = HashMap::new();
     let mut sums: BTreeMap<Key, Counters> = BTreeMap::new();
-    let mut hours: BTreeMap<(Key, i64), i64> = BTreeMap::new();
+    let mut hours: stats::HourDeltas = BTreeMap::new();
     let mut report = SeedReport { jurisdictions: tree.len(), departments: depts.len(), ..SeedReport::default() };
     let chunk = 5_000u64;
     let mut done = 0u64;
@@ -288,9 +288,7 @@ fn seed_all(
             for (k, c) in s {
                 sums.entry(k).or_default().add(&c, 1);
             }
-            for (k, c) in h {
-                *hours.entry(k).or_default() += c;
-            }
+            stats::add_hours(&mut hours, h);
             events.extend(evs);
             batch.push(case);
         }
@@ -304,12 +302,12 @@ fn seed_all(
         progress(done);
     }
     report.cases = done;
-    let (stat_rows, hour_rows) = crate::service::stats::rows_of(sums, hours);
+    let (stat_rows, histogram_rows) = crate::service::stats::rows_of(sums, hours);
     write_tx(conn, |conn| {
         // The database had no cases, so its kept sums (if any rows) add up to nothing: replace
         // them whole with plain inserts instead of one upsert per row.
         crate::db::stats::clear(conn)?;
-        crate::db::stats::insert_fresh(conn, &stat_rows, &hour_rows)?;
+        crate::db::stats::insert_fresh(conn, &stat_rows, &histogram_rows)?;
         for (prefix, last) in &refs {
             diesel::insert_into(ref_counters::table)
                 .values((ref_counters::prefix.eq(prefix), ref_counters::last.eq(last)))

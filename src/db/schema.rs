@@ -264,18 +264,17 @@ diesel::table! {
 }
 
 diesel::table! {
-    case_stats_hours (node, dim, dim_value, basis, month, hours) {
+    case_stats_histogram (node, dim, dim_value, basis, month) {
         node -> Text,
         dim -> Text,
         dim_value -> Text,
         basis -> Text,
         month -> Text,
-        hours -> BigInt,
-        cases -> BigInt,
+        counts -> Text,
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(case_stats, case_stats_hours, jurisdictions);
+diesel::allow_tables_to_appear_in_same_query!(case_stats, case_stats_histogram, jurisdictions);
 
 diesel::table! {
     idempotency_keys (principal_id, key) {

@@ -4,8 +4,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 
-use super::schema::{case_stats, case_stats_hours, cases, jurisdictions};
+use super::schema::{case_stats, case_stats_histogram, cases, jurisdictions};
 use super::DbConn;
+use crate::domain::stats::{encode_hours, Histogram};
 
 /// A row of kept sums.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -28,23 +29,23 @@ pub struct StatRow {
     pub resolution_secs: i64,
 }
 
-/// A row of the resolution-hour histogram.
+/// A row of the resolution-hour histogram: one kept-sums key's non-empty hours, `hours:cases`
+/// pairs (see `domain::stats::encode_hours`). As a delta for [`add`], the changes to them.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = case_stats_hours)]
-pub struct HourRow {
+#[diesel(table_name = case_stats_histogram)]
+pub struct HistRow {
     pub node: String,
     pub dim: String,
     pub dim_value: String,
     pub basis: String,
     pub month: String,
-    pub hours: i64,
-    pub cases: i64,
+    pub counts: String,
 }
 
-/// Adds deltas to the kept sums: one statement per table, inserting missing rows.
-pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HourRow]) -> QueryResult<()> {
+/// Adds deltas to the kept sums (one statement per table on PostgreSQL, one per row on SQLite)
+/// and to the histograms (read, changed and written back per key, under the row's lock).
+pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResult<()> {
     use case_stats::dsl as s;
-    use case_stats_hours::dsl as h;
     // PostgreSQL takes all rows in one statement (one round trip); SQLite cannot batch an upsert,
     // and runs in-process, so it takes them one by one from its statement cache.
     macro_rules! upsert_sums {
@@ -68,48 +69,78 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HourRow]) -> QueryResul
                 .execute($c)
         };
     }
-    macro_rules! upsert_hours {
-        ($c:expr, $rows:expr) => {
-            diesel::insert_into(h::case_stats_hours)
-                .values($rows)
-                .on_conflict((h::node, h::dim, h::dim_value, h::basis, h::month, h::hours))
-                .do_update()
-                .set(h::cases.eq(h::cases + excluded(h::cases)))
-                .execute($c)
-        };
-    }
     match conn {
         DbConn::Pg(c) => {
             if !rows.is_empty() {
                 upsert_sums!(c, rows)?;
-            }
-            if !hours.is_empty() {
-                upsert_hours!(c, hours)?;
             }
         }
         DbConn::Sqlite(c) => {
             for row in rows {
                 upsert_sums!(c, row)?;
             }
-            for row in hours {
-                upsert_hours!(c, row)?;
-            }
         }
     }
+    for change in hours {
+        add_to_histogram(conn, change)?;
+    }
     Ok(())
+}
+
+/// Applies one key's histogram change. The row is made to exist, then read under a row lock
+/// (`FOR UPDATE` on PostgreSQL; SQLite's write transaction is the lock), so concurrent changes to
+/// one key queue rather than overwrite each other. Keys are taken in the callers' sorted order,
+/// as the sums' rows are, so two transactions cannot wait on each other.
+fn add_to_histogram(conn: &mut DbConn, change: &HistRow) -> QueryResult<()> {
+    use case_stats_histogram::dsl as h;
+    let fresh = HistRow { counts: String::new(), ..change.clone() };
+    macro_rules! key {
+        () => {
+            h::case_stats_histogram
+                .filter(h::node.eq(&change.node))
+                .filter(h::dim.eq(&change.dim))
+                .filter(h::dim_value.eq(&change.dim_value))
+                .filter(h::basis.eq(&change.basis))
+                .filter(h::month.eq(&change.month))
+        };
+    }
+    let stored: String = match conn {
+        DbConn::Pg(c) => {
+            diesel::insert_into(h::case_stats_histogram).values(&fresh).on_conflict_do_nothing().execute(c)?;
+            key!().select(h::counts).for_update().first(c)?
+        }
+        DbConn::Sqlite(c) => {
+            diesel::insert_into(h::case_stats_histogram).values(&fresh).on_conflict_do_nothing().execute(c)?;
+            key!().select(h::counts).first(c)?
+        }
+    };
+    let mut histogram = Histogram::default();
+    histogram
+        .add_stored(&stored, 1)
+        .and_then(|()| histogram.add_stored(&change.counts, 1))
+        .map_err(|e| corrupt(&change.node, &e))?;
+    let counts = encode_hours(histogram.entries());
+    diesel::update(key!()).set(h::counts.eq(counts)).execute(conn)?;
+    Ok(())
+}
+
+/// A stored histogram that does not parse: reported as a database error, so it is logged and
+/// answered as an internal error rather than silently counted as empty.
+fn corrupt(node: &str, what: &str) -> diesel::result::Error {
+    diesel::result::Error::DeserializationError(format!("case_stats_histogram of node {node}: {what}").into())
 }
 
 /// Empties the kept sums, before they are written again whole (`seed-demo`, `rebuild-stats`).
 pub fn clear(conn: &mut DbConn) -> QueryResult<()> {
     diesel::delete(case_stats::table).execute(conn)?;
-    diesel::delete(case_stats_hours::table).execute(conn)?;
+    diesel::delete(case_stats_histogram::table).execute(conn)?;
     Ok(())
 }
 
 /// Writes whole sums into emptied tables ([`clear`]): plain multi-row inserts, no upsert, so a
 /// million cases' sums take seconds rather than minutes on SQLite.
-pub fn insert_fresh(conn: &mut DbConn, rows: &[StatRow], hours: &[HourRow]) -> QueryResult<()> {
-    // 15 and 7 bound values per row: under SQLite's 32,766 and PostgreSQL's 65,535 per statement.
+pub fn insert_fresh(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResult<()> {
+    // 15 and 6 bound values per row: under SQLite's 32,766 and PostgreSQL's 65,535 per statement.
     for chunk in rows.chunks(2_000) {
         match conn {
             DbConn::Pg(c) => diesel::insert_into(case_stats::table).values(chunk).execute(c)?,
@@ -118,8 +149,8 @@ pub fn insert_fresh(conn: &mut DbConn, rows: &[StatRow], hours: &[HourRow]) -> Q
     }
     for chunk in hours.chunks(4_000) {
         match conn {
-            DbConn::Pg(c) => diesel::insert_into(case_stats_hours::table).values(chunk).execute(c)?,
-            DbConn::Sqlite(c) => diesel::insert_into(case_stats_hours::table).values(chunk).execute(c)?,
+            DbConn::Pg(c) => diesel::insert_into(case_stats_histogram::table).values(chunk).execute(c)?,
+            DbConn::Sqlite(c) => diesel::insert_into(case_stats_histogram::table).values(chunk).execute(c)?,
         };
     }
     Ok(())
@@ -167,29 +198,29 @@ pub fn sums(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<StatRow>> {
     q.load(conn)
 }
 
-/// The kept hour histogram rows matching `f`.
-pub fn hours(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<HourRow>> {
-    let mut q = case_stats_hours::table
-        .inner_join(jurisdictions::table.on(jurisdictions::code.eq(case_stats_hours::node)))
-        .select(HourRow::as_select())
-        .filter(case_stats_hours::dim.eq(f.dim))
-        .filter(case_stats_hours::basis.eq(f.basis))
-        .filter(case_stats_hours::cases.ne(0))
+/// The kept hour histograms matching `f`.
+pub fn hours(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<HistRow>> {
+    let mut q = case_stats_histogram::table
+        .inner_join(jurisdictions::table.on(jurisdictions::code.eq(case_stats_histogram::node)))
+        .select(HistRow::as_select())
+        .filter(case_stats_histogram::dim.eq(f.dim))
+        .filter(case_stats_histogram::basis.eq(f.basis))
+        .filter(case_stats_histogram::counts.ne(""))
         .into_boxed();
     if let Some(nodes) = &f.nodes {
-        q = q.filter(case_stats_hours::node.eq_any(nodes.clone()));
+        q = q.filter(case_stats_histogram::node.eq_any(nodes.clone()));
     }
     if let Some((from, to)) = &f.subtree {
         q = q.filter(jurisdictions::path.ge(from.clone())).filter(jurisdictions::path.lt(to.clone()));
     }
     if let Some(v) = &f.value {
-        q = q.filter(case_stats_hours::dim_value.eq(v.clone()));
+        q = q.filter(case_stats_histogram::dim_value.eq(v.clone()));
     }
     if let Some(m) = &f.from_month {
-        q = q.filter(case_stats_hours::month.ge(m.clone()));
+        q = q.filter(case_stats_histogram::month.ge(m.clone()));
     }
     if let Some(m) = &f.to_month {
-        q = q.filter(case_stats_hours::month.le(m.clone()));
+        q = q.filter(case_stats_histogram::month.le(m.clone()));
     }
     q.load(conn)
 }

@@ -208,25 +208,41 @@ pub fn keys(f: &Facts) -> Vec<Key> {
     keys
 }
 
+/// Resolution-hour deltas per key: hours → cases, the entries that cancel out dropped.
+pub type HourDeltas = BTreeMap<Key, BTreeMap<i64, i64>>;
+
+/// Adds one case's (or one batch's) hour deltas into a running total.
+pub fn add_hours(total: &mut HourDeltas, more: HourDeltas) {
+    for (key, changes) in more {
+        let into = total.entry(key).or_default();
+        for (h, n) in changes {
+            *into.entry(h).or_default() += n;
+        }
+    }
+}
+
 /// The changes to the kept sums when a case goes from `before` (`None`: it is new) to `after`:
-/// counter deltas per key, and resolution-hour histogram deltas per (key, hours). Entries that
-/// cancel out are dropped.
-pub fn delta(before: Option<&Facts>, after: &Facts) -> (BTreeMap<Key, Counters>, BTreeMap<(Key, i64), i64>) {
+/// counter deltas per key, and resolution-hour histogram deltas per key. Entries that cancel out
+/// are dropped.
+pub fn delta(before: Option<&Facts>, after: &Facts) -> (BTreeMap<Key, Counters>, HourDeltas) {
     let mut sums: BTreeMap<Key, Counters> = BTreeMap::new();
-    let mut hours: BTreeMap<(Key, i64), i64> = BTreeMap::new();
+    let mut hours: HourDeltas = BTreeMap::new();
     let sides = before.map(|b| (b, -1)).into_iter().chain(std::iter::once((after, 1)));
     for (facts, sign) in sides {
         let contribution = Counters::of(facts);
         let h = facts.resolution_hours();
         for key in keys(facts) {
             if let Some(h) = h {
-                *hours.entry((key.clone(), h)).or_default() += sign;
+                *hours.entry(key.clone()).or_default().entry(h).or_default() += sign;
             }
             sums.entry(key).or_default().add(&contribution, sign);
         }
     }
     sums.retain(|_, c| !c.is_zero());
-    hours.retain(|_, n| *n != 0);
+    for changes in hours.values_mut() {
+        changes.retain(|_, n| *n != 0);
+    }
+    hours.retain(|_, changes| !changes.is_empty());
     (sums, hours)
 }
 
@@ -340,29 +356,97 @@ pub struct Summary {
     pub resolution_hours: ResolutionHours,
 }
 
-/// The median of a histogram of whole hours (`(hours, cases)`); the mean of the two middle values
-/// for an even count.
-pub fn median(histogram: &BTreeMap<i64, i64>) -> Option<f64> {
-    let n: i64 = histogram.values().sum();
-    if n <= 0 {
-        return None;
+/// Resolved cases by whole hours from creation to resolution, the data of the exact median.
+/// Dense (`counts[h]` cases took `h` hours), so that adding up hundreds of stored histograms of
+/// a thousand hours each is a pass over arrays.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Histogram {
+    counts: Vec<i64>,
+}
+
+impl Histogram {
+    /// The longest resolution a histogram holds (about 114 years); longer ones count here.
+    pub const MAX_HOURS: i64 = 1_000_000;
+
+    /// Adds `cases` cases that took `hours` hours.
+    pub fn add(&mut self, hours: i64, cases: i64) {
+        let h = hours.clamp(0, Self::MAX_HOURS) as usize;
+        if h >= self.counts.len() {
+            self.counts.resize(h + 1, 0);
+        }
+        if let Some(n) = self.counts.get_mut(h) {
+            *n += cases;
+        }
     }
-    let nth = |k: i64| {
-        let mut seen = 0;
-        for (h, c) in histogram {
-            seen += c;
-            if seen >= k {
-                return *h;
+
+    /// Adds `other` times `sign`.
+    pub fn merge(&mut self, other: &Histogram, sign: i64) {
+        for (h, n) in other.entries() {
+            self.add(h, sign * n);
+        }
+    }
+
+    /// The non-empty hours, shortest first, as `(hours, cases)`.
+    pub fn entries(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.counts.iter().enumerate().filter(|(_, n)| **n != 0).map(|(h, n)| (h as i64, *n))
+    }
+
+    /// No hour holds a case.
+    pub fn is_empty(&self) -> bool {
+        self.counts.iter().all(|n| *n == 0)
+    }
+
+    /// Adds a stored histogram (see [`encode_hours`]) times `sign`; `Err` names what is malformed.
+    pub fn add_stored(&mut self, text: &str, sign: i64) -> Result<(), String> {
+        for entry in text.split(',').filter(|e| !e.is_empty()) {
+            let parsed =
+                entry.split_once(':').and_then(|(h, n)| Some((h.parse::<i64>().ok()?, n.parse::<i64>().ok()?)));
+            match parsed {
+                Some((h, n)) if (0..=Self::MAX_HOURS).contains(&h) => self.add(h, sign * n),
+                _ => return Err(format!("malformed histogram entry {entry:?}")),
             }
         }
-        0
-    };
-    let (lo, hi) = ((n + 1) / 2, n / 2 + 1);
-    Some(round((nth(lo) + nth(hi)) as f64 / 2.0, 2))
+        Ok(())
+    }
+
+    /// The median in whole hours; the mean of the two middle values for an even count.
+    pub fn median(&self) -> Option<f64> {
+        let n: i64 = self.counts.iter().filter(|c| **c > 0).sum();
+        if n <= 0 {
+            return None;
+        }
+        let (lo, hi) = ((n + 1) / 2, n / 2 + 1);
+        let (mut seen, mut at_lo, mut at_hi) = (0, None, None);
+        for (h, c) in self.entries().filter(|(_, c)| *c > 0) {
+            seen += c;
+            if at_lo.is_none() && seen >= lo {
+                at_lo = Some(h);
+            }
+            if seen >= hi {
+                at_hi = Some(h);
+                break;
+            }
+        }
+        Some(round((at_lo.unwrap_or(0) + at_hi.unwrap_or(0)) as f64 / 2.0, 2))
+    }
+}
+
+/// The stored form of a histogram or of a change to one: the non-zero `hours:cases` pairs,
+/// comma-separated (`0:3,5:1,17:2`; a change may hold negative counts).
+pub fn encode_hours(entries: impl IntoIterator<Item = (i64, i64)>) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    for (h, n) in entries.into_iter().filter(|(_, n)| *n != 0) {
+        if !text.is_empty() {
+            text.push(',');
+        }
+        let _ = write!(text, "{h}:{n}");
+    }
+    text
 }
 
 /// Makes the published figures from summed counters, the hour histogram and the overdue count.
-pub fn summarize(c: &Counters, histogram: &BTreeMap<i64, i64>, overdue: i64) -> Summary {
+pub fn summarize(c: &Counters, histogram: &Histogram, overdue: i64) -> Summary {
     let effective = c.total - c.dismissed;
     Summary {
         total: c.total,
@@ -375,7 +459,7 @@ pub fn summarize(c: &Counters, histogram: &BTreeMap<i64, i64>, overdue: i64) -> 
         response_rate: Rate::of(c.responded, c.assigned),
         satisfaction_rate: Rate::of(c.satisfied, c.rated),
         resolution_hours: ResolutionHours {
-            median: median(histogram),
+            median: histogram.median(),
             mean: (c.resolved > 0).then(|| round(c.resolution_secs as f64 / c.resolved as f64 / 3600.0, 2)),
         },
     }
@@ -387,12 +471,33 @@ mod tests {
 
     #[test]
     fn medians_of_odd_and_even_counts() {
-        let h = |pairs: &[(i64, i64)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
-        assert_eq!(median(&h(&[])), None);
-        assert_eq!(median(&h(&[(5, 1)])), Some(5.0));
-        assert_eq!(median(&h(&[(1, 1), (4, 1)])), Some(2.5));
-        assert_eq!(median(&h(&[(1, 2), (9, 1)])), Some(1.0));
-        assert_eq!(median(&h(&[(1, 1), (3, 2), (8, 1)])), Some(3.0));
+        let h = |pairs: &[(i64, i64)]| {
+            let mut h = Histogram::default();
+            for (hours, n) in pairs {
+                h.add(*hours, *n);
+            }
+            h.median()
+        };
+        assert_eq!(h(&[]), None);
+        assert_eq!(h(&[(5, 1)]), Some(5.0));
+        assert_eq!(h(&[(1, 1), (4, 1)]), Some(2.5));
+        assert_eq!(h(&[(1, 2), (9, 1)]), Some(1.0));
+        assert_eq!(h(&[(1, 1), (3, 2), (8, 1)]), Some(3.0));
+        assert_eq!(h(&[(0, 1), (7, 0), (9, 1)]), Some(4.5));
+    }
+
+    #[test]
+    fn stored_histograms_round_trip_and_add_up() {
+        let mut h = Histogram::default();
+        assert_eq!(h.add_stored("0:3,5:1,17:2", 1), Ok(()));
+        assert_eq!(encode_hours(h.entries()), "0:3,5:1,17:2");
+        assert_eq!(h.add_stored("5:-1,2:4", 1), Ok(()));
+        assert_eq!(encode_hours(h.entries()), "0:3,2:4,17:2");
+        assert_eq!(h.add_stored("", 1), Ok(()));
+        assert!(h.add_stored("3", 1).is_err());
+        assert!(h.add_stored("-1:2", 1).is_err());
+        assert!(h.add_stored("x:2", 1).is_err());
+        assert_eq!(encode_hours([(4, 0), (6, -2)]), "6:-2");
     }
 
     #[test]

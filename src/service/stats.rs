@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use super::reference::visible_jurisdiction;
 use crate::db::models::Case;
-use crate::db::stats::{self as q, CaseScope, HourRow, RowFilter, StatRow};
+use crate::db::stats::{self as q, CaseScope, HistRow, RowFilter, StatRow};
 use crate::db::{reference, DbConn};
 use crate::domain::access::{upper_bound, Principal};
 use crate::domain::input::Query;
-use crate::domain::stats::{self, dim, month_of, Basis, Counters, Facts, Summary};
+use crate::domain::stats::{self, dim, encode_hours, month_of, Basis, Counters, Facts, Histogram, HourDeltas, Summary};
 use crate::domain::types::{Kind, Outcome, Role, Satisfaction, Status};
 use crate::domain::util::{from_db, now, to_db};
 use crate::error::{AppError, AppResult};
@@ -58,10 +58,7 @@ pub fn record_change(conn: &mut DbConn, before: Option<&Case>, after: &Case) -> 
 }
 
 /// The stored rows for kept-sum deltas (as made by `stats::delta`).
-pub fn rows_of(
-    sums: BTreeMap<stats::Key, Counters>,
-    hours: BTreeMap<(stats::Key, i64), i64>,
-) -> (Vec<StatRow>, Vec<HourRow>) {
+pub fn rows_of(sums: BTreeMap<stats::Key, Counters>, hours: HourDeltas) -> (Vec<StatRow>, Vec<HistRow>) {
     let rows: Vec<StatRow> = sums
         .into_iter()
         .map(|(k, c)| StatRow {
@@ -82,16 +79,15 @@ pub fn rows_of(
             resolution_secs: c.resolution_secs,
         })
         .collect();
-    let hours: Vec<HourRow> = hours
+    let hours: Vec<HistRow> = hours
         .into_iter()
-        .map(|((k, h), n)| HourRow {
+        .map(|(k, changes)| HistRow {
             node: k.node,
             dim: k.dim.to_owned(),
             dim_value: k.value,
             basis: k.basis.code().to_owned(),
             month: k.month,
-            hours: h,
-            cases: n,
+            counts: encode_hours(changes),
         })
         .collect();
     (rows, hours)
@@ -104,9 +100,9 @@ pub struct RebuildReport {
     pub cases: u64,
     /// Cases whose kept facts disagreed with their audit trail, and were corrected.
     pub facts_fixed: u64,
-    /// Kept-sum rows and hour-histogram rows written.
+    /// Kept-sum rows and hour-histogram rows (one per key) written.
     pub rows: usize,
-    pub hour_rows: usize,
+    pub histogram_rows: usize,
 }
 
 /// Recomputes the kept statistics from the cases and their audit trails, in one write
@@ -119,7 +115,7 @@ pub fn rebuild(conn: &mut DbConn, window: chrono::Duration, mut progress: impl F
     use crate::db::cases as cq;
     crate::db::write_tx(conn, |conn| {
         let mut sums: BTreeMap<stats::Key, Counters> = BTreeMap::new();
-        let mut hours: BTreeMap<(stats::Key, i64), i64> = BTreeMap::new();
+        let mut hours: HourDeltas = BTreeMap::new();
         let mut report = RebuildReport::default();
         let mut after: Option<String> = None;
         loop {
@@ -169,17 +165,15 @@ pub fn rebuild(conn: &mut DbConn, window: chrono::Duration, mut progress: impl F
                 for (k, c) in s {
                     sums.entry(k).or_default().add(&c, 1);
                 }
-                for (k, n) in h {
-                    *hours.entry(k).or_default() += n;
-                }
+                stats::add_hours(&mut hours, h);
                 report.cases += 1;
             }
             progress(report.cases);
         }
-        let (rows, hour_rows) = rows_of(sums, hours);
-        (report.rows, report.hour_rows) = (rows.len(), hour_rows.len());
+        let (rows, histogram_rows) = rows_of(sums, hours);
+        (report.rows, report.histogram_rows) = (rows.len(), histogram_rows.len());
         q::clear(conn)?;
-        q::insert_fresh(conn, &rows, &hour_rows)?;
+        q::insert_fresh(conn, &rows, &histogram_rows)?;
         Ok(report)
     })
 }
@@ -392,7 +386,7 @@ fn case_scope(sq: &StatsQuery, range: &Option<(String, String)>) -> CaseScope {
 #[derive(Debug, Default, Clone)]
 struct Acc {
     counters: Counters,
-    hours: BTreeMap<i64, i64>,
+    hours: Histogram,
 }
 
 fn counters_of(r: &StatRow) -> Counters {
@@ -424,7 +418,12 @@ fn from_sums(
     }
     for h in q::hours(conn, filter)? {
         if let Some(k) = key(&h.node, &h.dim_value, &h.month) {
-            *groups.entry(k).or_default().hours.entry(h.hours).or_default() += h.cases;
+            groups
+                .entry(k)
+                .or_default()
+                .hours
+                .add_stored(&h.counts, 1)
+                .map_err(|e| AppError::Internal(format!("the resolution-hours histogram of node {}: {e}", h.node)))?;
         }
     }
     Ok(groups)
@@ -443,7 +442,7 @@ fn from_cases(
             let acc = groups.entry(k).or_default();
             acc.counters.add(&Counters::of(&f), 1);
             if let Some(h) = f.resolution_hours() {
-                *acc.hours.entry(h).or_default() += 1;
+                acc.hours.add(h, 1);
             }
         }
     }
@@ -553,11 +552,8 @@ pub fn breakdown(conn: &mut DbConn, p: &Principal, sq: StatsQuery, by: By) -> Ap
                 let mut rest = one_group(conn, &sq, &scope)?;
                 for acc in groups.values() {
                     rest.counters.add(&acc.counters, -1);
-                    for (h, n) in &acc.hours {
-                        *rest.hours.entry(*h).or_default() -= n;
-                    }
+                    rest.hours.merge(&acc.hours, -1);
                 }
-                rest.hours.retain(|_, n| *n != 0);
                 if !rest.counters.is_zero() {
                     groups.insert(code.clone(), rest);
                 }

@@ -236,7 +236,8 @@ both!(
     open311_walkthrough_works_as_written,
     every_spec_operation_is_served,
     methods_a_path_lacks_answer_405_with_allow,
-    the_served_contract_is_the_committed_file
+    the_served_contract_is_the_committed_file,
+    histogram_migration_keeps_the_histograms_both_ways
 );
 
 #[test]
@@ -373,4 +374,94 @@ fn run_walkthrough(b: Backend, script: &str) -> String {
         }
     }
     stdout
+}
+
+diesel::table! {
+    /// The per-hour histogram table as it was before `2026-12-01-000001_compact_hour_histogram`.
+    case_stats_hours (node, dim, dim_value, basis, month, hours) {
+        node -> Text,
+        dim -> Text,
+        dim_value -> Text,
+        basis -> Text,
+        month -> Text,
+        hours -> BigInt,
+        cases -> BigInt,
+    }
+}
+
+/// The histogram migration carries stored histograms over exactly, and back on revert: an
+/// upgraded county keeps its medians without a `rebuild-stats`.
+fn histogram_migration_keeps_the_histograms_both_ways(backend: Backend) {
+    use diesel::prelude::*;
+    use diesel_migrations::MigrationHarness;
+    use minsheng::db::schema::case_stats_histogram as hist;
+    use minsheng::db::{ConnectionFactory, DbConn, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let (url, _schema) = fresh_database(backend, dir.path());
+    let mut conn = ConnectionFactory::new(&url, 5_000).open().expect("connect");
+    minsheng::db::run_migrations(&mut conn).expect("migrate");
+    let revert = |conn: &mut DbConn| {
+        let done = match conn {
+            DbConn::Pg(c) => c.revert_last_migration(POSTGRES_MIGRATIONS).map(|v| v.to_string()),
+            DbConn::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS).map(|v| v.to_string()),
+        };
+        let done = done.expect("revert");
+        assert_eq!(done.replace('-', ""), "20261201000001", "the newest migration is the histogram's");
+    };
+    revert(&mut conn);
+
+    let old = |node: &str, month: &str, hours: i64, cases: i64| {
+        (
+            case_stats_hours::node.eq(node.to_owned()),
+            case_stats_hours::dim.eq(""),
+            case_stats_hours::dim_value.eq(""),
+            case_stats_hours::basis.eq("c"),
+            case_stats_hours::month.eq(month.to_owned()),
+            case_stats_hours::hours.eq(hours),
+            case_stats_hours::cases.eq(cases),
+        )
+    };
+    let rows = vec![
+        old("530000", "2026-01", 17, 2),
+        old("530000", "2026-01", 0, 3),
+        old("530000", "2026-01", 5, 1),
+        old("530000", "2026-01", 9, 0),
+        old("530100", "2026-02", 1200, 1),
+        old("530200", "2026-02", 4, 0),
+    ];
+    for row in rows {
+        diesel::insert_into(case_stats_hours::table).values(row).execute(&mut conn).expect("old row");
+    }
+
+    minsheng::db::run_migrations(&mut conn).expect("migrate again");
+    let kept: Vec<(String, String, String)> = hist::table
+        .select((hist::node, hist::month, hist::counts))
+        .order((hist::node, hist::month))
+        .load(&mut conn)
+        .expect("histograms");
+    assert_eq!(
+        kept,
+        vec![
+            ("530000".to_owned(), "2026-01".to_owned(), "0:3,5:1,17:2".to_owned()),
+            ("530100".to_owned(), "2026-02".to_owned(), "1200:1".to_owned()),
+        ],
+        "one row per key, hours in order, empty hours and keys left out"
+    );
+
+    revert(&mut conn);
+    let back: Vec<(String, i64, i64)> = case_stats_hours::table
+        .select((case_stats_hours::node, case_stats_hours::hours, case_stats_hours::cases))
+        .order((case_stats_hours::node, case_stats_hours::hours))
+        .load(&mut conn)
+        .expect("rows back");
+    assert_eq!(
+        back,
+        vec![
+            ("530000".to_owned(), 0, 3),
+            ("530000".to_owned(), 5, 1),
+            ("530000".to_owned(), 17, 2),
+            ("530100".to_owned(), 1200, 1)
+        ]
+    );
 }

@@ -696,7 +696,7 @@ fn rebuild_stats_restores_the_kept_sums(b: Backend) {
         .batch_execute(
             "DELETE FROM case_stats WHERE node = '530000';
              UPDATE case_stats SET total = total + 3, resolved = resolved + 1;
-             DELETE FROM case_stats_hours;
+             DELETE FROM case_stats_histogram;
              UPDATE cases SET responded = NOT responded, resolution_secs = NULL, first_assigned_at = NULL",
         )
         .expect("corrupt");
