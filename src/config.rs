@@ -108,6 +108,11 @@ pub struct Config {
     /// `MINSHENG_SLOW_QUERY_MS`: a unit of work (one database transaction) slower than this is
     /// logged as a warning (default 500; `0` turns the warning off).
     pub slow_query: Duration,
+    /// `MINSHENG_SQLITE_CHECKPOINT_MS`: on SQLite, how often a background thread copies the
+    /// write-ahead log into the database file (a passive checkpoint), so that no request's commit
+    /// does it (default 100; `0` leaves checkpoints to SQLite, inside whichever commit crosses
+    /// 1,000 log pages).
+    pub sqlite_checkpoint: Duration,
 }
 
 impl Default for Config {
@@ -152,6 +157,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             metrics_token: None,
             slow_query: Duration::from_millis(500),
+            sqlite_checkpoint: Duration::from_millis(100),
         }
     }
 }
@@ -304,6 +310,11 @@ impl Config {
                 .unwrap_or_default(),
             metrics_token: var("MINSHENG_METRICS_TOKEN"),
             slow_query: Duration::from_millis(num("MINSHENG_SLOW_QUERY_MS", var("MINSHENG_SLOW_QUERY_MS"), 500u64)?),
+            sqlite_checkpoint: Duration::from_millis(num(
+                "MINSHENG_SQLITE_CHECKPOINT_MS",
+                var("MINSHENG_SQLITE_CHECKPOINT_MS"),
+                100u64,
+            )?),
         })
     }
 }

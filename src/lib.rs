@@ -42,8 +42,15 @@ const API_KEY_CACHE_CAPACITY: usize = 4096;
 pub fn init_state(config: Config) -> Result<AppState, String> {
     let backend = db::Backend::from_url(&config.database_url);
     let busy_ms = u32::try_from(config.db_timeout.as_millis()).unwrap_or(u32::MAX);
-    let factory =
-        db::ConnectionFactory::new(&config.database_url, busy_ms).with_sqlite_max_pages(config.sqlite_max_pages);
+    let background_checkpoints = backend == db::Backend::Sqlite && !config.sqlite_checkpoint.is_zero();
+    let factory = db::ConnectionFactory::new(&config.database_url, busy_ms)
+        .with_sqlite_max_pages(config.sqlite_max_pages)
+        .with_background_checkpoints(background_checkpoints);
+    let checkpointer = if background_checkpoints {
+        Some(Arc::new(db::checkpoint::start(&factory, config.sqlite_checkpoint)?))
+    } else {
+        None
+    };
     let pool = db::build_pool_with(factory, config.pool_size, config.db_timeout)?;
     let mut conn = pool.get().map_err(|e| format!("cannot connect to the database: {e}"))?;
     let applied = db::run_migrations(&mut conn)?;
@@ -79,6 +86,7 @@ pub fn init_state(config: Config) -> Result<AppState, String> {
         metrics: Arc::new(metrics::Metrics::default()),
         config: Arc::new(config),
         db_health: Arc::default(),
+        checkpointer,
     })
 }
 

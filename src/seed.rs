@@ -315,6 +315,7 @@ fn seed_all(
         }
         Ok::<_, AppError>(())
     })?;
+    crate::db::refresh_planner_statistics(conn)?;
     Ok(report)
 }
 

@@ -40,6 +40,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// What this process has lately seen of the database's health.
     pub db_health: Arc<DbHealth>,
+    /// On SQLite, the thread that checkpoints the write-ahead log (see `db::checkpoint`); it
+    /// stops with the last copy of the state.
+    pub checkpointer: Option<Arc<crate::db::checkpoint::Checkpointer>>,
 }
 
 /// A readable name for a unit of work: the function that wrote its closure

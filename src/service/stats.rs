@@ -113,7 +113,7 @@ pub struct RebuildReport {
 /// and after a restore or a repair. `progress` is told how many cases are done.
 pub fn rebuild(conn: &mut DbConn, window: chrono::Duration, mut progress: impl FnMut(u64)) -> AppResult<RebuildReport> {
     use crate::db::cases as cq;
-    crate::db::write_tx(conn, |conn| {
+    let report = crate::db::write_tx(conn, |conn| {
         let mut sums: BTreeMap<stats::Key, Counters> = BTreeMap::new();
         let mut hours: HourDeltas = BTreeMap::new();
         let mut report = RebuildReport::default();
@@ -174,8 +174,10 @@ pub fn rebuild(conn: &mut DbConn, window: chrono::Duration, mut progress: impl F
         (report.rows, report.histogram_rows) = (rows.len(), histogram_rows.len());
         q::clear(conn)?;
         q::insert_fresh(conn, &rows, &histogram_rows)?;
-        Ok(report)
-    })
+        Ok::<_, AppError>(report)
+    })?;
+    crate::db::refresh_planner_statistics(conn)?;
+    Ok(report)
 }
 
 /// What a breakdown groups by.

@@ -24,6 +24,26 @@ both!(
     slow_units_of_work_are_counted,
 );
 
+#[test]
+fn sqlite_checkpoints_run_off_the_request_path() {
+    // Commits do not checkpoint (a few creates are far from SQLite's own 1,000-page threshold
+    // anyway); the background thread copies the log into the database file. The file is read
+    // as it is on disk, ignoring the log (`immutable=1`): the cases show up there only once a
+    // checkpoint has copied them.
+    use diesel::prelude::*;
+    let w = World::new(Backend::Sqlite);
+    let ids: Vec<String> = (0..5).map(|i| w.new_case(&format!("路灯不亮 {i}"))).collect();
+    let file = format!("file:{}?immutable=1", w.app.database_url);
+    eventually("a background checkpoint", || {
+        let Ok(mut conn) = diesel::SqliteConnection::establish(&file) else { return false };
+        let on_disk: Vec<String> = minsheng::db::schema::cases::table
+            .select(minsheng::db::schema::cases::id)
+            .load(&mut conn)
+            .unwrap_or_default();
+        ids.iter().all(|id| on_disk.contains(id))
+    });
+}
+
 /// Waits (bounded) until `check` holds; for conditions another connection brings about.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..600 {

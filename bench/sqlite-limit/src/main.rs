@@ -10,6 +10,7 @@
 //!              [--user-id ID] [--user-name NAME] [--connections 8] [--duration 20] [--warmup 3]
 //!              [--pragma 'name = value' …]   (extra PRAGMAs, for experiments)
 //!              [--batch N]   (experiment: N creates per transaction, each in a savepoint)
+//!              [--checkpoint-ms MS]   (as MINSHENG_SQLITE_CHECKPOINT_MS: 100; 0 = SQLite's own)
 //! ```
 //! - `create`: in one `BEGIN IMMEDIATE` transaction, the Idempotency-Key claim (in a savepoint,
 //!   as diesel nests it); then the jurisdiction and category reads, the ref counter upsert, the case insert, the `create` event, the kept-sums
@@ -158,7 +159,13 @@ impl Drop for Db {
 /// `--pragma` given (for experiments).
 fn connect(path: &str, extra: &[String]) -> Result<Db, String> {
     let db = Db::open(path)?;
-    for pragma in ["PRAGMA busy_timeout = 5000", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"] {
+    for pragma in [
+        "PRAGMA busy_timeout = 5000",
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = NORMAL",
+        "PRAGMA foreign_keys = ON",
+        "PRAGMA journal_size_limit = 67108864",
+    ] {
         db.exec(pragma)?;
     }
     for pragma in extra {
@@ -637,6 +644,7 @@ fn run() -> Result<(), String> {
     let mut db_path = None;
     let mut pragmas: Vec<String> = Vec::new();
     let mut batch = 1usize;
+    let mut checkpoint_ms = 100u64;
     let (mut stage, mut input, mut connections, mut duration, mut warmup) = (String::new(), None, 8usize, 20.0f64, 3.0f64);
     let (mut user_id, mut user_name) = ("bench-limit".to_owned(), "bench-limit".to_owned());
     let mut it = args.iter();
@@ -653,6 +661,7 @@ fn run() -> Result<(), String> {
             "--user-name" => user_name = val()?,
             "--pragma" => pragmas.push(val()?),
             "--batch" => batch = val()?.parse().map_err(|_| "bad --batch")?,
+            "--checkpoint-ms" => checkpoint_ms = val()?.parse().map_err(|_| "bad --checkpoint-ms")?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -698,6 +707,22 @@ fn run() -> Result<(), String> {
     let barrier = Arc::new(Barrier::new(connections + 1));
     let t0 = Arc::new(std::sync::OnceLock::<Instant>::new());
     let (warm, dur) = (Duration::from_secs_f64(warmup), Duration::from_secs_f64(duration));
+    // The service's checkpoints: its connections do not checkpoint in their commits, a thread
+    // runs a passive checkpoint every MINSHENG_SQLITE_CHECKPOINT_MS (src/db/checkpoint.rs).
+    let checkpointing = Arc::new(std::sync::atomic::AtomicBool::new(checkpoint_ms > 0));
+    let mut pragmas = pragmas;
+    if checkpoint_ms > 0 {
+        pragmas.insert(0, "wal_autocheckpoint = 0".to_owned());
+        let (flag, path) = (checkpointing.clone(), db_path.clone());
+        std::thread::spawn(move || -> Result<(), String> {
+            let db = connect(&path, &[])?;
+            while flag.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(checkpoint_ms));
+                db.exec("PRAGMA wal_checkpoint(PASSIVE)")?;
+            }
+            Ok(())
+        });
+    }
     let mut handles = Vec::new();
     for thread in 0..connections {
         let (shared, barrier, t0, db_path, pragmas) =
