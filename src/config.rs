@@ -113,6 +113,11 @@ pub struct Config {
     /// does it (default 100; `0` leaves checkpoints to SQLite, inside whichever commit crosses
     /// 1,000 log pages).
     pub sqlite_checkpoint: Duration,
+    /// Idle database connections the pool keeps open (1, not from the environment). The one-shot
+    /// commands set 0: a connection the pool opens in the background to stay at its minimum
+    /// could be half-way through its TLS handshake when the command exits, and OpenSSL's exit
+    /// handlers then crash the process (seen: `create-admin` ending in SIGSEGV instead of 1).
+    pub pool_min_idle: u32,
 }
 
 impl Default for Config {
@@ -158,6 +163,7 @@ impl Default for Config {
             metrics_token: None,
             slow_query: Duration::from_millis(500),
             sqlite_checkpoint: Duration::from_millis(100),
+            pool_min_idle: 1,
         }
     }
 }
@@ -315,6 +321,7 @@ impl Config {
                 var("MINSHENG_SQLITE_CHECKPOINT_MS"),
                 100u64,
             )?),
+            pool_min_idle: 1,
         })
     }
 }

@@ -51,7 +51,7 @@ pub fn init_state(config: Config) -> Result<AppState, String> {
     } else {
         None
     };
-    let pool = db::build_pool_with(factory, config.pool_size, config.db_timeout)?;
+    let pool = db::build_pool_with(factory, config.pool_size, config.pool_min_idle, config.db_timeout)?;
     let mut conn = pool.get().map_err(|e| format!("cannot connect to the database: {e}"))?;
     let applied = db::run_migrations(&mut conn)?;
     if applied > 0 {

@@ -78,11 +78,15 @@ enum Command {
 fn main() {
     minsheng::init_logging();
     let cli = Cli::parse();
-    let config = match Config::from_env() {
+    let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => fail(&e),
     };
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if !matches!(command, Command::Serve) {
+        config.pool_min_idle = 0;
+    }
+    let result = match command {
         Command::Serve => actix_web::rt::System::new().block_on(minsheng::serve(config)),
         Command::Migrate => minsheng::init_state(config).map(|_| println!("database is up to date")),
         Command::CreateAdmin { username, password, jurisdiction_code } => {

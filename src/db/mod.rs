@@ -252,14 +252,20 @@ pub fn discard(conn: &mut DbConn) {
 
 /// Builds the pool. Connections are opened lazily (`min_idle` 1) so start-up stays fast.
 pub fn build_pool(url: &str, max_size: u32, busy_timeout_ms: u32, connect_timeout: Duration) -> Result<DbPool, String> {
-    build_pool_with(ConnectionFactory::new(url, busy_timeout_ms), max_size, connect_timeout)
+    build_pool_with(ConnectionFactory::new(url, busy_timeout_ms), max_size, 1, connect_timeout)
 }
 
-/// Builds the pool over a configured factory.
-pub fn build_pool_with(factory: ConnectionFactory, max_size: u32, connect_timeout: Duration) -> Result<DbPool, String> {
+/// Builds the pool over a configured factory, keeping `min_idle` connections open beside those in
+/// use (the service 1; one-shot commands 0, see `Config::pool_min_idle`).
+pub fn build_pool_with(
+    factory: ConnectionFactory,
+    max_size: u32,
+    min_idle: u32,
+    connect_timeout: Duration,
+) -> Result<DbPool, String> {
     r2d2::Pool::builder()
         .max_size(max_size)
-        .min_idle(Some(1))
+        .min_idle(Some(min_idle))
         .connection_timeout(connect_timeout)
         .test_on_check_out(false)
         .build(factory)

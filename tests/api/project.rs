@@ -237,7 +237,8 @@ both!(
     every_spec_operation_is_served,
     methods_a_path_lacks_answer_405_with_allow,
     the_served_contract_is_the_committed_file,
-    histogram_migration_keeps_the_histograms_both_ways
+    histogram_migration_keeps_the_histograms_both_ways,
+    a_failing_command_exits_with_1_not_a_signal
 );
 
 #[test]
@@ -464,4 +465,29 @@ fn histogram_migration_keeps_the_histograms_both_ways(backend: Backend) {
             ("530100".to_owned(), 1200, 1)
         ]
     );
+}
+
+/// A command that fails exits with status 1, every time. It used to die of SIGSEGV now and then
+/// on PostgreSQL: the pool was opening a spare connection (TLS handshake) in the background while
+/// the process ran OpenSSL's exit handlers. Commands keep no spare connections now.
+fn a_failing_command_exits_with_1_not_a_signal(backend: Backend) {
+    let dir = tempfile::tempdir().expect("dir");
+    let (url, _schema) = fresh_database(backend, dir.path());
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_minsheng"))
+            .args(["create-admin", "--username", "chief", "--password", "Strong-Enough-2026"])
+            .current_dir(dir.path())
+            .env("DATABASE_URL", &url)
+            .env("MINSHENG_ARGON2_MEMORY_KIB", "64")
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run")
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    for _ in 0..12 {
+        let again = run();
+        assert_eq!(again.status.code(), Some(1), "the name is taken: exit 1 ({:?})", again.status);
+        assert!(String::from_utf8_lossy(&again.stderr).contains("taken"));
+    }
 }
