@@ -161,3 +161,24 @@ def open311_refusal_is_semantic(response):
             "refuses too much."
         )
     return None
+
+
+# Schemathesis 4.32.5 bug, worked around here rather than by a looser run: after each scenario it
+# scans every string of a 2xx JSON body for links to follow, and `urlsplit` raises on a string that
+# merely starts like a URL with an unbalanced `[` (`"http://[…"`, a generated case title the
+# service stored and echoed, as it should). The exception escapes as "Test Execution Error" and
+# ends the whole run (seen once in CI, 2026-12-02). Such a string is simply not a link: treat it
+# as no link; everything else is unchanged.
+import schemathesis.engine.observations as _observations
+
+_same_origin_path = _observations._same_origin_path
+
+
+def _same_origin_path_or_none(value, origin):
+    try:
+        return _same_origin_path(value, origin)
+    except ValueError:
+        return None
+
+
+_observations._same_origin_path = _same_origin_path_or_none
