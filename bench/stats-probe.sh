@@ -16,7 +16,7 @@ trap 'kill $PID' EXIT
 for _ in $(seq 1 300); do curl -sf http://$MINSHENG_LISTEN/readyz >/dev/null 2>&1 && break; sleep 0.1; done
 TOKEN=$(curl -sf http://$MINSHENG_LISTEN/api/v1/auth/login -H 'Content-Type: application/json' \
   -d '{"username":"probe.admin","password":"Probe-Admin-Password-2026"}' | jq -r .access_token)
-for path in /api/v1/stats/summary '/api/v1/stats/breakdown?by=jurisdiction' '/api/v1/stats/breakdown?by=category' \
+for path in /api/v1/stats/summary '/api/v1/stats/breakdown?by=jurisdiction' '/api/v1/stats/breakdown?by=jurisdiction&jurisdiction_code=530000' '/api/v1/stats/breakdown?by=category' \
     '/api/v1/stats/breakdown?by=month' '/api/v1/stats/breakdown?by=department' '/api/v1/stats/summary?from=2026-06&to=2026-09' \
     '/api/v1/stats/summary?category_code=drinking_water' '/api/v1/stats/breakdown?by=jurisdiction&jurisdiction_code=530100'; do
   curl -sf "http://$MINSHENG_LISTEN$path" -H "Authorization: Bearer $TOKEN" -o ${TMPDIR:-/tmp}/stats-probe-body.json || { echo "FAIL $path"; continue; }

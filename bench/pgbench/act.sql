@@ -2,7 +2,7 @@
 -- as the service runs it on PostgreSQL (src/routes/idempotent.rs, src/service/cases.rs::act,
 -- src/db/stats.rs::add): one transaction that claims the key (a savepoint), locks the case, checks the
 -- department and its jurisdiction, writes the version-checked update and the event, re-reads the
--- case, applies the kept-sums delta (26 rows), looks for webhook subscribers and records the
+-- case, applies the kept-sums delta (30 rows), looks for webhook subscribers and records the
 -- answer. Cases to assign come from the table `bench_act (n, case_id, dept_id)` that the harness
 -- fills with received cases, each taken once: client c takes rows c + 1, c + 1 + N, … (N =
 -- -D nclients). That lookup, folded into the locking read, is the only work the service does not do.
@@ -54,17 +54,19 @@ INSERT INTO case_stats (node, dim, dim_value, basis, month, total, dismissed, re
   FROM (VALUES
     (split_part(:a_jurisdiction_path, '/', 2), '', '', 'c', :a_cmonth, 0, 1), (split_part(:a_jurisdiction_path, '/', 2), '', '', 'd', :a_dmonth, 0, 2),
     (split_part(:a_jurisdiction_path, '/', 2), 'category', :a_category_code, 'c', :a_cmonth, 0, 3), (split_part(:a_jurisdiction_path, '/', 2), 'category', :a_category_code, 'd', :a_dmonth, 0, 4),
-    (split_part(:a_jurisdiction_path, '/', 2), 'kind', :a_kind, 'c', :a_cmonth, 0, 5), (split_part(:a_jurisdiction_path, '/', 2), 'kind', :a_kind, 'd', :a_dmonth, 0, 6),
-    (split_part(:a_jurisdiction_path, '/', 3), '', '', 'c', :a_cmonth, 0, 7), (split_part(:a_jurisdiction_path, '/', 3), '', '', 'd', :a_dmonth, 0, 8),
-    (split_part(:a_jurisdiction_path, '/', 3), 'category', :a_category_code, 'c', :a_cmonth, 0, 9), (split_part(:a_jurisdiction_path, '/', 3), 'category', :a_category_code, 'd', :a_dmonth, 0, 10),
-    (split_part(:a_jurisdiction_path, '/', 3), 'kind', :a_kind, 'c', :a_cmonth, 0, 11), (split_part(:a_jurisdiction_path, '/', 3), 'kind', :a_kind, 'd', :a_dmonth, 0, 12),
-    (split_part(:a_jurisdiction_path, '/', 4), '', '', 'c', :a_cmonth, 0, 13), (split_part(:a_jurisdiction_path, '/', 4), '', '', 'd', :a_dmonth, 0, 14),
-    (split_part(:a_jurisdiction_path, '/', 4), 'category', :a_category_code, 'c', :a_cmonth, 0, 15), (split_part(:a_jurisdiction_path, '/', 4), 'category', :a_category_code, 'd', :a_dmonth, 0, 16),
-    (split_part(:a_jurisdiction_path, '/', 4), 'kind', :a_kind, 'c', :a_cmonth, 0, 17), (split_part(:a_jurisdiction_path, '/', 4), 'kind', :a_kind, 'd', :a_dmonth, 0, 18),
-    (split_part(:a_jurisdiction_path, '/', 5), '', '', 'c', :a_cmonth, 0, 19), (split_part(:a_jurisdiction_path, '/', 5), '', '', 'd', :a_dmonth, 0, 20),
-    (split_part(:a_jurisdiction_path, '/', 5), 'category', :a_category_code, 'c', :a_cmonth, 0, 21), (split_part(:a_jurisdiction_path, '/', 5), 'category', :a_category_code, 'd', :a_dmonth, 0, 22),
-    (split_part(:a_jurisdiction_path, '/', 5), 'department', :a_dept, 'c', :a_cmonth, 1, 23), (split_part(:a_jurisdiction_path, '/', 5), 'department', :a_dept, 'd', :a_dmonth, 1, 24),
-    (split_part(:a_jurisdiction_path, '/', 5), 'kind', :a_kind, 'c', :a_cmonth, 0, 25), (split_part(:a_jurisdiction_path, '/', 5), 'kind', :a_kind, 'd', :a_dmonth, 0, 26)
+    (split_part(:a_jurisdiction_path, '/', 2), 'department', :a_dept, 'a', '', 1, 5), (split_part(:a_jurisdiction_path, '/', 2), 'kind', :a_kind, 'c', :a_cmonth, 0, 6),
+    (split_part(:a_jurisdiction_path, '/', 2), 'kind', :a_kind, 'd', :a_dmonth, 0, 7), (split_part(:a_jurisdiction_path, '/', 3), '', '', 'c', :a_cmonth, 0, 8),
+    (split_part(:a_jurisdiction_path, '/', 3), '', '', 'd', :a_dmonth, 0, 9), (split_part(:a_jurisdiction_path, '/', 3), 'category', :a_category_code, 'c', :a_cmonth, 0, 10),
+    (split_part(:a_jurisdiction_path, '/', 3), 'category', :a_category_code, 'd', :a_dmonth, 0, 11), (split_part(:a_jurisdiction_path, '/', 3), 'department', :a_dept, 'a', '', 1, 12),
+    (split_part(:a_jurisdiction_path, '/', 3), 'kind', :a_kind, 'c', :a_cmonth, 0, 13), (split_part(:a_jurisdiction_path, '/', 3), 'kind', :a_kind, 'd', :a_dmonth, 0, 14),
+    (split_part(:a_jurisdiction_path, '/', 4), '', '', 'c', :a_cmonth, 0, 15), (split_part(:a_jurisdiction_path, '/', 4), '', '', 'd', :a_dmonth, 0, 16),
+    (split_part(:a_jurisdiction_path, '/', 4), 'category', :a_category_code, 'c', :a_cmonth, 0, 17), (split_part(:a_jurisdiction_path, '/', 4), 'category', :a_category_code, 'd', :a_dmonth, 0, 18),
+    (split_part(:a_jurisdiction_path, '/', 4), 'department', :a_dept, 'a', '', 1, 19), (split_part(:a_jurisdiction_path, '/', 4), 'kind', :a_kind, 'c', :a_cmonth, 0, 20),
+    (split_part(:a_jurisdiction_path, '/', 4), 'kind', :a_kind, 'd', :a_dmonth, 0, 21), (split_part(:a_jurisdiction_path, '/', 5), '', '', 'c', :a_cmonth, 0, 22),
+    (split_part(:a_jurisdiction_path, '/', 5), '', '', 'd', :a_dmonth, 0, 23), (split_part(:a_jurisdiction_path, '/', 5), 'category', :a_category_code, 'c', :a_cmonth, 0, 24),
+    (split_part(:a_jurisdiction_path, '/', 5), 'category', :a_category_code, 'd', :a_dmonth, 0, 25), (split_part(:a_jurisdiction_path, '/', 5), 'department', :a_dept, 'c', :a_cmonth, 1, 26),
+    (split_part(:a_jurisdiction_path, '/', 5), 'department', :a_dept, 'd', :a_dmonth, 1, 27), (split_part(:a_jurisdiction_path, '/', 5), 'department', :a_dept, 'a', '', 1, 28),
+    (split_part(:a_jurisdiction_path, '/', 5), 'kind', :a_kind, 'c', :a_cmonth, 0, 29), (split_part(:a_jurisdiction_path, '/', 5), 'kind', :a_kind, 'd', :a_dmonth, 0, 30)
   ) AS v(node, dim, dim_value, basis, month, total, ord) ORDER BY ord
   ON CONFLICT (node, dim, dim_value, basis, month) DO UPDATE SET total = case_stats.total + excluded.total,
     dismissed = case_stats.dismissed + excluded.dismissed, resolved = case_stats.resolved + excluded.resolved,

@@ -138,19 +138,23 @@ pub mod dim {
     pub const CATEGORY: &str = "category";
     /// Per kind (kept for every ancestor).
     pub const KIND: &str = "kind";
-    /// Per department (kept for the case's own jurisdiction only).
+    /// Per department (by month: kept for the case's own jurisdiction; all time: for every
+    /// ancestor too).
     pub const DEPARTMENT: &str = "department";
-    /// Per programme (kept for the case's own jurisdiction only).
+    /// Per programme (kept like [`DEPARTMENT`]).
     pub const PROGRAMME: &str = "programme";
 }
 
-/// Which month a period filter or breakdown counts by.
+/// Which month a kept row counts by: the month of creation, the month of the deadline, or none
+/// (all time, for questions without a period).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Basis {
     /// The month the case was created.
     Created,
     /// The month of its deadline.
     Due,
+    /// Every month at once: the row's `month` is empty.
+    AllTime,
 }
 
 impl Basis {
@@ -159,6 +163,7 @@ impl Basis {
         match self {
             Basis::Created => "c",
             Basis::Due => "d",
+            Basis::AllTime => "a",
         }
     }
 }
@@ -170,7 +175,19 @@ pub struct Key {
     pub dim: &'static str,
     pub value: String,
     pub basis: Basis,
+    /// `YYYY-MM`; empty for [`Basis::AllTime`].
     pub month: String,
+}
+
+impl Key {
+    /// Whether counters are kept under this key, or only the resolution-hours histogram. The
+    /// all-time counters of the whole node, a category and a kind are not kept: a question without
+    /// a period adds up their monthly rows (a dozen or two per group), which costs a reader less
+    /// than a dozen more rows would cost every write. Their hour histograms are kept, because
+    /// adding up monthly histograms means reading every hour of every month.
+    pub fn keeps_counters(&self) -> bool {
+        self.basis != Basis::AllTime || matches!(self.dim, dim::DEPARTMENT | dim::PROGRAMME)
+    }
 }
 
 /// The jurisdiction codes on a materialised path, root first.
@@ -178,13 +195,17 @@ pub fn path_codes(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
 }
 
-/// Every key a case's figures are kept under: for each ancestor (and its own jurisdiction) the
-/// whole, per category and per kind; for its own jurisdiction per department and per programme;
-/// each by creation month and by deadline month.
+/// Every key a case's figures are kept under:
+/// - by creation month and by deadline month: for each ancestor (and its own jurisdiction) the
+///   whole, per category and per kind; for its own jurisdiction per department and per programme;
+/// - all time (no month): for each ancestor and its own jurisdiction, the whole, per category,
+///   per kind, per department and per programme — counters only for the department and the
+///   programme (see [`Key::keeps_counters`]).
 pub fn keys(f: &Facts) -> Vec<Key> {
     let own = path_codes(&f.path).last().unwrap_or_default().to_owned();
-    let months = [(Basis::Created, month_of(f.created_at)), (Basis::Due, month_of(f.due_at))];
-    let mut keys = Vec::with_capacity(32);
+    let months =
+        [(Basis::Created, month_of(f.created_at)), (Basis::Due, month_of(f.due_at)), (Basis::AllTime, String::new())];
+    let mut keys = Vec::with_capacity(48);
     for (basis, month) in &months {
         let key = |node: &str, dim: &'static str, value: &str| Key {
             node: node.to_owned(),
@@ -197,12 +218,14 @@ pub fn keys(f: &Facts) -> Vec<Key> {
             keys.push(key(node, dim::ALL, ""));
             keys.push(key(node, dim::CATEGORY, &f.category_code));
             keys.push(key(node, dim::KIND, &f.kind));
-        }
-        if let Some(d) = &f.department_id {
-            keys.push(key(&own, dim::DEPARTMENT, d));
-        }
-        if let Some(p) = &f.programme_id {
-            keys.push(key(&own, dim::PROGRAMME, p));
+            if *basis == Basis::AllTime || node == own {
+                if let Some(d) = &f.department_id {
+                    keys.push(key(node, dim::DEPARTMENT, d));
+                }
+                if let Some(p) = &f.programme_id {
+                    keys.push(key(node, dim::PROGRAMME, p));
+                }
+            }
         }
     }
     keys
@@ -235,7 +258,9 @@ pub fn delta(before: Option<&Facts>, after: &Facts) -> (BTreeMap<Key, Counters>,
             if let Some(h) = h {
                 *hours.entry(key.clone()).or_default().entry(h).or_default() += sign;
             }
-            sums.entry(key).or_default().add(&contribution, sign);
+            if key.keeps_counters() {
+                sums.entry(key).or_default().add(&contribution, sign);
+            }
         }
     }
     sums.retain(|_, c| !c.is_zero());

@@ -406,19 +406,76 @@ fn counters_of(r: &StatRow) -> Counters {
     }
 }
 
+/// The kept rows a question reads: counters and resolution-hour histograms (which may come from
+/// different rows: without a period, the histograms are the all-time rows while the counters of
+/// the whole node, a category or a kind are added up from their months).
+#[derive(Debug, Clone)]
+struct Kept {
+    sums: RowFilter,
+    hours: RowFilter,
+}
+
+impl Kept {
+    /// The same rows, of other nodes.
+    fn at_nodes(&self, nodes: Vec<String>) -> Kept {
+        Kept {
+            sums: RowFilter { nodes: Some(nodes.clone()), subtree: None, ..self.sums.clone() },
+            hours: RowFilter { nodes: Some(nodes), subtree: None, ..self.hours.clone() },
+        }
+    }
+
+    /// Whether both are read by node (and so can be read for the scope's children instead).
+    fn by_node(&self) -> bool {
+        self.sums.nodes.is_some() && self.hours.nodes.is_some()
+    }
+}
+
+/// The kept rows of dimension `dim` (one value, or all of them) over the scope. `per_month`: the
+/// rows must be monthly (a breakdown by month), even without a period.
+fn kept_rows(sq: &StatsQuery, scope: &Scope, dim: &'static str, value: Option<String>, per_month: bool) -> Kept {
+    let period = per_month || sq.from.is_some() || sq.to.is_some();
+    // By month, department and programme rows are kept at the case's own jurisdiction only: read
+    // every node of the subtree. All time, they are kept at every ancestor too.
+    let own_node_only = matches!(dim, dim::DEPARTMENT | dim::PROGRAMME);
+    let monthly = RowFilter {
+        nodes: (!own_node_only).then(|| scope.nodes.clone()),
+        subtree: if own_node_only { scope.range.clone() } else { None },
+        dim,
+        value: value.clone(),
+        basis: sq.basis().code(),
+        from_month: sq.from.clone(),
+        to_month: sq.to.clone(),
+    };
+    let all_time = RowFilter {
+        nodes: Some(scope.nodes.clone()),
+        subtree: None,
+        dim,
+        value,
+        basis: Basis::AllTime.code(),
+        from_month: None,
+        to_month: None,
+    };
+    // Mirrors `stats::Key::keeps_counters`: all-time counters exist for departments and programmes.
+    let all_time_counters = own_node_only;
+    Kept {
+        sums: if period || !all_time_counters { monthly.clone() } else { all_time.clone() },
+        hours: if period { monthly } else { all_time },
+    }
+}
+
 /// Reads kept sums into groups keyed by `key` (of node, dimension value, month).
 fn from_sums(
     conn: &mut DbConn,
-    filter: &RowFilter,
+    kept: &Kept,
     key: impl Fn(&str, &str, &str) -> Option<String>,
 ) -> AppResult<BTreeMap<String, Acc>> {
     let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
-    for r in q::sums(conn, filter)? {
+    for r in q::sums(conn, &kept.sums)? {
         if let Some(k) = key(&r.node, &r.dim_value, &r.month) {
             groups.entry(k).or_default().counters.add(&counters_of(&r), 1);
         }
     }
-    for h in q::hours(conn, filter)? {
+    for h in q::hours(conn, &kept.hours)? {
         if let Some(k) = key(&h.node, &h.dim_value, &h.month) {
             groups
                 .entry(k)
@@ -451,29 +508,16 @@ fn from_cases(
     Ok(groups)
 }
 
-/// The kept-sum rows a query reads, if the kept sums can answer it.
-fn row_filter(sq: &StatsQuery, scope: &Scope) -> Option<RowFilter> {
-    let single = sq.single_dim().ok()?;
-    let (dim, value, nodes, subtree) = match single {
-        None => (dim::ALL, Some(String::new()), Some(scope.nodes.clone()), None),
-        Some((d, v)) if d == dim::CATEGORY || d == dim::KIND => (d, Some(v), Some(scope.nodes.clone()), None),
-        // Department and programme sums are kept at the case's own jurisdiction.
-        Some((d, v)) => (d, Some(v), None, scope.range.clone()),
-    };
-    Some(RowFilter {
-        nodes,
-        subtree,
-        dim,
-        value,
-        basis: sq.basis().code(),
-        from_month: sq.from.clone(),
-        to_month: sq.to.clone(),
-    })
+/// The kept rows a query reads, if the kept sums can answer it (at most one of department,
+/// category, programme, kind).
+fn query_rows(sq: &StatsQuery, scope: &Scope, per_month: bool) -> Option<Kept> {
+    let (dim, value) = sq.single_dim().ok()?.unwrap_or((dim::ALL, String::new()));
+    Some(kept_rows(sq, scope, dim, Some(value), per_month))
 }
 
 fn one_group(conn: &mut DbConn, sq: &StatsQuery, scope: &Scope) -> AppResult<Acc> {
-    let groups = match row_filter(sq, scope) {
-        Some(filter) => from_sums(conn, &filter, |_, _, _| Some(String::new()))?,
+    let groups = match query_rows(sq, scope, false) {
+        Some(kept) => from_sums(conn, &kept, |_, _, _| Some(String::new()))?,
         None => from_cases(conn, &case_scope(sq, &scope.range), |_| Some(String::new()))?,
     };
     Ok(groups.into_values().next().unwrap_or_default())
@@ -542,13 +586,14 @@ pub fn breakdown(conn: &mut DbConn, p: &Principal, sq: StatsQuery, by: By) -> Ap
             .or_else(|| own.as_ref().filter(|(_, p)| p == path).map(|(c, _)| c.clone()))
     };
     let single = sq.single_dim();
-    let filter = row_filter(&sq, &scope);
-    let groups: BTreeMap<String, Acc> = match (by, &filter, &single) {
-        // Children's own sums hold their subtrees (all, per category, per kind).
-        (By::Jurisdiction, Some(f), Ok(None | Some((dim::CATEGORY | dim::KIND, _)))) => {
-            let child_rows =
-                RowFilter { nodes: Some(children.iter().map(|(c, _, _)| c.clone()).collect()), ..f.clone() };
-            let mut groups = from_sums(conn, &child_rows, |node, _, _| Some(node.to_owned()))?;
+    let kept = query_rows(&sq, &scope, by == By::Month);
+    let groups: BTreeMap<String, Acc> = match (by, &kept, &single) {
+        // Children's own rows hold their subtrees.
+        (By::Jurisdiction, Some(k), _) if k.by_node() => {
+            let mut groups =
+                from_sums(conn, &k.at_nodes(children.iter().map(|(c, _, _)| c.clone()).collect()), |node, _, _| {
+                    Some(node.to_owned())
+                })?;
             if let Some((code, _)) = &own {
                 // The node's own cases: its sums less its children's.
                 let mut rest = one_group(conn, &sq, &scope)?;
@@ -562,15 +607,14 @@ pub fn breakdown(conn: &mut DbConn, p: &Principal, sq: StatsQuery, by: By) -> Ap
             }
             groups
         }
-        (By::Month, Some(f), _) => from_sums(conn, f, |_, _, month| Some(month.to_owned()))?,
-        (By::Category, Some(f), Ok(None)) => {
-            let f = RowFilter { dim: dim::CATEGORY, value: None, ..f.clone() };
-            from_sums(conn, &f, |_, v, _| Some(v.to_owned()))?
-        }
-        (By::Department | By::Programme, Some(f), Ok(None)) => {
-            let d = if by == By::Department { dim::DEPARTMENT } else { dim::PROGRAMME };
-            let f = RowFilter { nodes: None, subtree: scope.range.clone(), dim: d, value: None, ..f.clone() };
-            from_sums(conn, &f, |_, v, _| Some(v.to_owned()))?
+        (By::Month, Some(k), _) => from_sums(conn, k, |_, _, month| Some(month.to_owned()))?,
+        (By::Category | By::Department | By::Programme, Some(_), Ok(None)) => {
+            let d = match by {
+                By::Category => dim::CATEGORY,
+                By::Department => dim::DEPARTMENT,
+                _ => dim::PROGRAMME,
+            };
+            from_sums(conn, &kept_rows(&sq, &scope, d, None, false), |_, v, _| Some(v.to_owned()))?
         }
         _ => from_cases(conn, &cs, |f| match by {
             By::Jurisdiction => child_of(&f.path),
@@ -637,10 +681,9 @@ fn names(
             }
         }
         By::Department => {
-            for k in keys {
-                if let Some(d) = reference::department(conn, k)? {
-                    names.insert(k.clone(), d.name);
-                }
+            // One query for all of them: a province has a thousand departments.
+            for chunk in keys.chunks(500) {
+                names.extend(reference::department_names(conn, chunk)?);
             }
         }
         By::Category => {

@@ -238,6 +238,7 @@ both!(
     methods_a_path_lacks_answer_405_with_allow,
     the_served_contract_is_the_committed_file,
     histogram_migration_keeps_the_histograms_both_ways,
+    all_time_rows_migration_agrees_with_the_upkeep,
     a_failing_command_exits_with_1_not_a_signal
 );
 
@@ -390,25 +391,98 @@ diesel::table! {
     }
 }
 
+/// The version of the newest migration, `2026-12-05-000001_all_time_rows`.
+const ALL_TIME_ROWS: &str = "20261205000001";
+
+/// Reverts the newest migration, which must be `version` (digits only).
+fn revert_newest(conn: &mut minsheng::db::DbConn, version: &str) {
+    use diesel_migrations::MigrationHarness;
+    use minsheng::db::{DbConn, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+    let done = match conn {
+        DbConn::Pg(c) => c.revert_last_migration(POSTGRES_MIGRATIONS).map(|v| v.to_string()),
+        DbConn::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS).map(|v| v.to_string()),
+    };
+    assert_eq!(done.expect("revert").replace('-', ""), version, "the newest migrations, newest first");
+}
+
+/// The all-time rows that `2026-12-05-000001_all_time_rows` sums from the monthly rows of an
+/// existing database are exactly those the service keeps from then on: a province seeded with
+/// the upkeep's own code has its all-time rows dropped (down) and summed again (up).
+fn all_time_rows_migration_agrees_with_the_upkeep(backend: Backend) {
+    use diesel::prelude::*;
+    use minsheng::db::schema::{case_stats as s, case_stats_histogram as h};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let (url, _schema) = fresh_database(backend, dir.path());
+    let state = minsheng::init_state(crate::support::test_config(&url)).expect("state");
+    let mut conn = state.pool.get().expect("conn");
+    let plan =
+        minsheng::seed::SeedPlan { cases: 400, cities: 2, counties_per_city: 2, townships_per_county: 3, seed: 9 };
+    minsheng::seed::seed(&mut conn, &plan, |_| {}).expect("seed");
+
+    type Sums = Vec<((String, String, String, String), (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64))>;
+    let all_time = |conn: &mut minsheng::db::DbConn| -> (Sums, Vec<(String, String, String, String)>) {
+        let sums: Sums = s::table
+            .filter(s::basis.eq("a"))
+            .filter(s::total.ne(0))
+            .select((
+                (s::node, s::dim, s::dim_value, s::month),
+                (
+                    s::total,
+                    s::dismissed,
+                    s::resolved,
+                    s::completed,
+                    s::on_time,
+                    s::assigned,
+                    s::responded,
+                    s::rated,
+                    s::satisfied,
+                    s::resolution_secs,
+                ),
+            ))
+            .order((s::node, s::dim, s::dim_value))
+            .load(conn)
+            .expect("sums");
+        let hours = h::table
+            .filter(h::basis.eq("a"))
+            .filter(h::counts.ne(""))
+            .select((h::node, h::dim, h::dim_value, h::counts))
+            .order((h::node, h::dim, h::dim_value))
+            .load(conn)
+            .expect("histograms");
+        (sums, hours)
+    };
+    let kept = all_time(&mut conn);
+    let (sums, hours) = &kept;
+    // Departments and programmes at the province (seeded cases sit in townships), and a histogram
+    // of every dimension.
+    assert!(sums.iter().any(|(k, _)| k.0 == "530000" && k.1 == "department"), "{sums:?}");
+    assert!(sums.iter().any(|(k, _)| k.0 == "530000" && k.1 == "programme"), "{sums:?}");
+    assert!(sums.iter().all(|(k, _)| k.1 == "department" || k.1 == "programme"), "no all-time counters of the rest");
+    for d in ["", "category", "kind", "department", "programme"] {
+        assert!(hours.iter().any(|r| r.0 == "530000" && r.1 == d), "a province histogram of {d:?}");
+    }
+
+    revert_newest(&mut conn, ALL_TIME_ROWS);
+    assert_eq!(all_time(&mut conn), (Vec::new(), Vec::new()), "down removes the all-time rows");
+    minsheng::db::run_migrations(&mut conn).expect("migrate again");
+    assert_eq!(all_time(&mut conn), kept, "up sums the same rows as the upkeep keeps");
+}
+
 /// The histogram migration carries stored histograms over exactly, and back on revert: an
 /// upgraded county keeps its medians without a `rebuild-stats`.
 fn histogram_migration_keeps_the_histograms_both_ways(backend: Backend) {
     use diesel::prelude::*;
-    use diesel_migrations::MigrationHarness;
     use minsheng::db::schema::case_stats_histogram as hist;
-    use minsheng::db::{ConnectionFactory, DbConn, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+    use minsheng::db::{ConnectionFactory, DbConn};
 
     let dir = tempfile::tempdir().expect("dir");
     let (url, _schema) = fresh_database(backend, dir.path());
     let mut conn = ConnectionFactory::new(&url, 5_000).open().expect("connect");
     minsheng::db::run_migrations(&mut conn).expect("migrate");
     let revert = |conn: &mut DbConn| {
-        let done = match conn {
-            DbConn::Pg(c) => c.revert_last_migration(POSTGRES_MIGRATIONS).map(|v| v.to_string()),
-            DbConn::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS).map(|v| v.to_string()),
-        };
-        let done = done.expect("revert");
-        assert_eq!(done.replace('-', ""), "20261201000001", "the newest migration is the histogram's");
+        revert_newest(conn, ALL_TIME_ROWS);
+        revert_newest(conn, "20261201000001");
     };
     revert(&mut conn);
 

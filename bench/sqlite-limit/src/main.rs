@@ -267,28 +267,29 @@ struct StatDelta {
 }
 
 /// The rows a case adds or changes, in the service's order (node, dim, value, basis, month):
-/// for every node on its path the whole, per category and per kind, and for its own node per
-/// department when it has one; by creation and by deadline month.
+/// for every node on its path the whole, per category and per kind, by creation and by deadline
+/// month; per department when it has one, all time (basis `a`, no month) at every node and by
+/// month at its own node.
 fn stat_rows(path: &str, category: &str, dept: Option<&str>, months: [&str; 2], common: [i64; 10], dept_row: [i64; 10]) -> Vec<StatDelta> {
     let nodes: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let mut rows = Vec::with_capacity(28);
+    let mut rows = Vec::with_capacity(32);
     for (i, node) in nodes.iter().enumerate() {
         let own = i + 1 == nodes.len();
-        let mut dims: Vec<(&'static str, &str, [i64; 10])> =
-            vec![("", "", common), ("category", category, common), ("kind", "complaint", common)];
-        if own {
-            if let Some(d) = dept {
-                dims.insert(2, ("department", d, dept_row));
-            }
+        let monthly: &[(&'static str, &str)] = &[("c", months[0]), ("d", months[1])];
+        let mut dims: Vec<(&'static str, &str, [i64; 10], &[(&'static str, &str)])> =
+            vec![("", "", common, monthly), ("category", category, common, monthly), ("kind", "complaint", common, monthly)];
+        if let Some(d) = dept {
+            let bases: &[(&'static str, &str)] = if own { &[("c", months[0]), ("d", months[1]), ("a", "")] } else { &[("a", "")] };
+            dims.insert(2, ("department", d, dept_row, bases));
         }
-        for (dim, value, counters) in dims {
-            for (basis, month) in [("c", months[0]), ("d", months[1])] {
+        for (dim, value, counters, bases) in dims {
+            for (basis, month) in bases {
                 rows.push(StatDelta {
                     node: (*node).to_owned(),
                     dim,
                     value: value.to_owned(),
                     basis,
-                    month: month.to_owned(),
+                    month: (*month).to_owned(),
                     counters,
                 });
             }
