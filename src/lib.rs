@@ -46,17 +46,20 @@ pub fn init_state(config: Config) -> Result<AppState, String> {
     let factory = db::ConnectionFactory::new(&config.database_url, busy_ms)
         .with_sqlite_max_pages(config.sqlite_max_pages)
         .with_background_checkpoints(background_checkpoints);
-    let checkpointer = if background_checkpoints {
-        Some(Arc::new(db::checkpoint::start(&factory, config.sqlite_checkpoint)?))
-    } else {
-        None
-    };
-    let pool = db::build_pool_with(factory, config.pool_size, config.pool_min_idle, config.db_timeout)?;
+    let pool = db::build_pool_with(factory.clone(), config.pool_size, config.pool_min_idle, config.db_timeout)?;
     let mut conn = pool.get().map_err(|e| format!("cannot connect to the database: {e}"))?;
     let applied = db::run_migrations(&mut conn)?;
     if applied > 0 {
         tracing::info!(applied, backend = backend.name(), "migrations applied");
     }
+    // Only after the migrations: the checkpoint thread's first `PRAGMA optimize` writes the
+    // planner's statistics, and a write committed while a migration's (deferred) transaction is
+    // open fails that migration at once with "database is locked".
+    let checkpointer = if background_checkpoints {
+        Some(Arc::new(db::checkpoint::start(&factory, config.sqlite_checkpoint)?))
+    } else {
+        None
+    };
     // The signing secret: from the environment, or generated once and kept in the database (the
     // stored kid is informational; tokens carry a digest of the secret as their key id).
     let secret = match &config.jwt_secret {

@@ -26,7 +26,10 @@ const LONG_LOG_PAGES: i32 = 262_144;
 /// At most one such warning per this long.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 /// How often the planner's statistics are brought up to date (`PRAGMA optimize`, which analyses
-/// only the tables whose statistics are missing or stale, each within `analysis_limit` rows).
+/// only the tables whose statistics are missing or stale). Each such table is analysed whole
+/// (about a second per million cases, once the table has grown tenfold): an `analysis_limit`
+/// makes it cheaper but guesses a status's 200,000 cases as 1,001, and the planner then counted
+/// overdue cases through the status index (33 ms instead of 1 ms at a million cases).
 const OPTIMIZE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The running checkpoint thread; it stops when this is dropped (with the state that owns it).
@@ -68,7 +71,7 @@ pub fn start(factory: &ConnectionFactory, period: Duration) -> Result<Checkpoint
             loop {
                 if optimized.is_none_or(|t| t.elapsed() >= OPTIMIZE_EVERY) {
                     optimized = Some(Instant::now());
-                    if let Err(e) = conn.batch_execute("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002") {
+                    if let Err(e) = conn.batch_execute("PRAGMA optimize = 0x10002") {
                         tracing::warn!(error = %e, "SQLite PRAGMA optimize failed");
                     }
                 }

@@ -282,9 +282,32 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<usize, String> {
             c.batch_execute("SELECT pg_advisory_unlock(7370326117)").map_err(|e| format!("migration unlock: {e}"))?;
             result
         }
-        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        // One immediate transaction for all of them (each migration a savepoint): it waits for the
+        // write lock up front, where a deferred one would fail at its first write with "database
+        // is locked" if anything committed since it began, and a failed batch leaves nothing half
+        // applied.
+        DbConn::Sqlite(c) => c
+            .immediate_transaction(|c| {
+                c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()).map_err(Migrate::Failed)
+            })
+            .map_err(|e| match e {
+                Migrate::Failed(e) => e,
+                Migrate::Db(e) => e.into(),
+            }),
     };
     applied.map_err(|e| format!("migration failed: {e}"))
+}
+
+/// Why a migration batch stopped: a migration failed, or the transaction around the batch did.
+enum Migrate {
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for Migrate {
+    fn from(e: diesel::result::Error) -> Self {
+        Migrate::Db(e)
+    }
 }
 
 /// Runs `work` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so a transaction that reads and

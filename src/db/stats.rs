@@ -1,5 +1,7 @@
 //! Queries on the kept statistics sums and on the open cases they cannot keep (overdue).
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -279,26 +281,53 @@ pub fn count_overdue(conn: &mut DbConn, s: &CaseScope, now: NaiveDateTime) -> Qu
     scoped!(q, s).get_result(conn)
 }
 
-/// The overdue cases in scope, one column of each, for grouping.
-pub fn overdue_keys(conn: &mut DbConn, s: &CaseScope, now: NaiveDateTime) -> QueryResult<Vec<OverdueKey>> {
-    let q = cases::table
-        .filter(super::case_is_open())
-        .filter(cases::due_at.lt(now))
-        .select(OverdueKey::as_select())
-        .into_boxed();
-    scoped!(q, s).load(conn)
+/// What overdue cases are counted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverdueBy {
+    /// The case's jurisdiction path.
+    Path,
+    Department,
+    Category,
+    Programme,
+    /// The month of creation or of the deadline, counted by the caller from each case's time.
+    CreatedAt,
+    DueAt,
 }
 
-/// What an overdue case is grouped by.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = cases)]
-pub struct OverdueKey {
-    pub jurisdiction_path: String,
-    pub department_id: Option<String>,
-    pub category_code: String,
-    pub programme_id: Option<String>,
-    pub created_at: NaiveDateTime,
-    pub due_at: NaiveDateTime,
+/// The overdue cases in scope counted per value of one column (`None` for cases without one; for
+/// the two times, per month). The column is read from the partial index of open deadlines, which
+/// holds every grouping column, and counted here: a `GROUP BY` would invite SQLite to walk an
+/// index in the grouping column's order over every case in scope (2.3 s for a province).
+pub fn overdue_counts(
+    conn: &mut DbConn,
+    s: &CaseScope,
+    now: NaiveDateTime,
+    by: OverdueBy,
+) -> QueryResult<BTreeMap<Option<String>, i64>> {
+    use crate::domain::stats::month_of;
+    use crate::domain::util::from_db;
+    macro_rules! column {
+        ($col:expr) => {{
+            let q = cases::table.filter(super::case_is_open()).filter(cases::due_at.lt(now)).select($col).into_boxed();
+            scoped!(q, s).load(conn)?
+        }};
+    }
+    let values: Vec<Option<String>> = match by {
+        OverdueBy::Path => column!(cases::jurisdiction_path.nullable()),
+        OverdueBy::Department => column!(cases::department_id),
+        OverdueBy::Category => column!(cases::category_code.nullable()),
+        OverdueBy::Programme => column!(cases::programme_id),
+        OverdueBy::CreatedAt | OverdueBy::DueAt => {
+            let times: Vec<NaiveDateTime> =
+                if by == OverdueBy::CreatedAt { column!(cases::created_at) } else { column!(cases::due_at) };
+            times.into_iter().map(|t| Some(month_of(from_db(t)))).collect()
+        }
+    };
+    let mut counts = BTreeMap::new();
+    for v in values {
+        *counts.entry(v).or_default() += 1;
+    }
+    Ok(counts)
 }
 
 /// The statistical facts of every case in scope (the slow, always-exact path for filter

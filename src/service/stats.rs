@@ -624,17 +624,22 @@ pub fn breakdown(conn: &mut DbConn, p: &Principal, sq: StatsQuery, by: By) -> Ap
             By::Month => Some(month_of_facts(f)),
         })?,
     };
+    let overdue_by = match by {
+        By::Jurisdiction => q::OverdueBy::Path,
+        By::Department => q::OverdueBy::Department,
+        By::Category => q::OverdueBy::Category,
+        By::Programme => q::OverdueBy::Programme,
+        By::Month if sq.by_due => q::OverdueBy::DueAt,
+        By::Month => q::OverdueBy::CreatedAt,
+    };
     let mut overdue: BTreeMap<String, i64> = BTreeMap::new();
-    for k in q::overdue_keys(conn, &cs, to_db(now()))? {
+    for (value, n) in q::overdue_counts(conn, &cs, to_db(now()), overdue_by)? {
         let key = match by {
-            By::Jurisdiction => child_of(&k.jurisdiction_path),
-            By::Department => k.department_id,
-            By::Category => Some(k.category_code),
-            By::Programme => k.programme_id,
-            By::Month => Some(month_of(from_db(if sq.by_due { k.due_at } else { k.created_at }))),
+            By::Jurisdiction => value.as_deref().and_then(child_of),
+            _ => value,
         };
         if let Some(key) = key {
-            *overdue.entry(key).or_default() += 1;
+            *overdue.entry(key).or_default() += n;
         }
     }
     let mut keys: Vec<String> = groups.keys().chain(overdue.keys()).cloned().collect();

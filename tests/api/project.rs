@@ -391,18 +391,29 @@ diesel::table! {
     }
 }
 
-/// The version of the newest migration, `2026-12-05-000001_all_time_rows`.
+/// The newest migrations' versions, newest first.
+const NEWEST_MIGRATIONS: [&str; 3] = ["20261205000002", ALL_TIME_ROWS, COMPACT_HISTOGRAM];
+/// `2026-12-05-000001_all_time_rows`.
 const ALL_TIME_ROWS: &str = "20261205000001";
+/// `2026-12-01-000001_compact_hour_histogram`.
+const COMPACT_HISTOGRAM: &str = "20261201000001";
 
-/// Reverts the newest migration, which must be `version` (digits only).
-fn revert_newest(conn: &mut minsheng::db::DbConn, version: &str) {
+/// Reverts the newest migrations down to and including `version` (digits only), checking that
+/// they are the ones [`NEWEST_MIGRATIONS`] names.
+fn revert_through(conn: &mut minsheng::db::DbConn, version: &str) {
     use diesel_migrations::MigrationHarness;
     use minsheng::db::{DbConn, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
-    let done = match conn {
-        DbConn::Pg(c) => c.revert_last_migration(POSTGRES_MIGRATIONS).map(|v| v.to_string()),
-        DbConn::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS).map(|v| v.to_string()),
-    };
-    assert_eq!(done.expect("revert").replace('-', ""), version, "the newest migrations, newest first");
+    for expected in NEWEST_MIGRATIONS {
+        let done = match conn {
+            DbConn::Pg(c) => c.revert_last_migration(POSTGRES_MIGRATIONS).map(|v| v.to_string()),
+            DbConn::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS).map(|v| v.to_string()),
+        };
+        assert_eq!(done.expect("revert").replace('-', ""), expected, "the newest migrations, newest first");
+        if expected == version {
+            return;
+        }
+    }
+    panic!("{version} is not among the newest migrations");
 }
 
 /// The all-time rows that `2026-12-05-000001_all_time_rows` sums from the monthly rows of an
@@ -463,7 +474,7 @@ fn all_time_rows_migration_agrees_with_the_upkeep(backend: Backend) {
         assert!(hours.iter().any(|r| r.0 == "530000" && r.1 == d), "a province histogram of {d:?}");
     }
 
-    revert_newest(&mut conn, ALL_TIME_ROWS);
+    revert_through(&mut conn, ALL_TIME_ROWS);
     assert_eq!(all_time(&mut conn), (Vec::new(), Vec::new()), "down removes the all-time rows");
     minsheng::db::run_migrations(&mut conn).expect("migrate again");
     assert_eq!(all_time(&mut conn), kept, "up sums the same rows as the upkeep keeps");
@@ -480,10 +491,7 @@ fn histogram_migration_keeps_the_histograms_both_ways(backend: Backend) {
     let (url, _schema) = fresh_database(backend, dir.path());
     let mut conn = ConnectionFactory::new(&url, 5_000).open().expect("connect");
     minsheng::db::run_migrations(&mut conn).expect("migrate");
-    let revert = |conn: &mut DbConn| {
-        revert_newest(conn, ALL_TIME_ROWS);
-        revert_newest(conn, "20261201000001");
-    };
+    let revert = |conn: &mut DbConn| revert_through(conn, COMPACT_HISTOGRAM);
     revert(&mut conn);
 
     let old = |node: &str, month: &str, hours: i64, cases: i64| {
