@@ -200,7 +200,17 @@ pub fn list(conn: &mut DbConn, f: &CaseFilter, limit: i64) -> QueryResult<Vec<Ca
         q = q.filter(cases::external_source.eq(source.clone())).filter(cases::external_id.eq(id.clone()));
     }
     if let Some((at, id)) = &f.after {
-        q = q.filter(cases::created_at.lt(*at).or(cases::created_at.eq(*at).and(cases::id.lt(id.clone()))));
+        // A row-value comparison, which both databases read as one range of a `(…, created_at,
+        // id)` index; the equivalent `created_at < ? OR (created_at = ? AND id < ?)` left SQLite
+        // a range on `created_at` alone.
+        use diesel::sql_types::{Bool, Text, Timestamp};
+        q = q.filter(
+            diesel::dsl::sql::<Bool>("(cases.created_at, cases.id) < (")
+                .bind::<Timestamp, _>(*at)
+                .sql(", ")
+                .bind::<Text, _>(id.clone())
+                .sql(")"),
+        );
     }
     q.load(conn)
 }
