@@ -275,11 +275,15 @@ fn stat_rows(path: &str, category: &str, dept: Option<&str>, months: [&str; 2], 
     let mut rows = Vec::with_capacity(32);
     for (i, node) in nodes.iter().enumerate() {
         let own = i + 1 == nodes.len();
-        let monthly: &[(&'static str, &str)] = &[("c", months[0]), ("d", months[1])];
-        let mut dims: Vec<(&'static str, &str, [i64; 10], &[(&'static str, &str)])> =
-            vec![("", "", common, monthly), ("category", category, common, monthly), ("kind", "complaint", common, monthly)];
+        let monthly = vec![("c", months[0]), ("d", months[1])];
+        let mut dims: Vec<(&'static str, &str, [i64; 10], Vec<(&'static str, &str)>)> = vec![
+            ("", "", common, monthly.clone()),
+            ("category", category, common, monthly.clone()),
+            ("kind", "complaint", common, monthly.clone()),
+        ];
         if let Some(d) = dept {
-            let bases: &[(&'static str, &str)] = if own { &[("c", months[0]), ("d", months[1]), ("a", "")] } else { &[("a", "")] };
+            let mut bases = if own { monthly } else { Vec::new() };
+            bases.push(("a", ""));
             dims.insert(2, ("department", d, dept_row, bases));
         }
         for (dim, value, counters, bases) in dims {
