@@ -143,6 +143,12 @@ pub mod dim {
     pub const DEPARTMENT: &str = "department";
     /// Per programme (kept like [`DEPARTMENT`]).
     pub const PROGRAMME: &str = "programme";
+
+    /// A department or a programme: by month kept at the case's own jurisdiction only; all time
+    /// kept at every level, counters and hours (the other dimensions: hours only).
+    pub fn per_unit(dim: &str) -> bool {
+        matches!(dim, DEPARTMENT | PROGRAMME)
+    }
 }
 
 /// Which month a kept row counts by: the month of creation, the month of the deadline, or none
@@ -186,7 +192,7 @@ impl Key {
     /// than a dozen more rows would cost every write. Their hour histograms are kept, because
     /// adding up monthly histograms means reading every hour of every month.
     pub fn keeps_counters(&self) -> bool {
-        self.basis != Basis::AllTime || matches!(self.dim, dim::DEPARTMENT | dim::PROGRAMME)
+        self.basis != Basis::AllTime || dim::per_unit(self.dim)
     }
 }
 

@@ -436,7 +436,7 @@ fn kept_rows(sq: &StatsQuery, scope: &Scope, dim: &'static str, value: Option<St
     let period = per_month || sq.from.is_some() || sq.to.is_some();
     // By month, department and programme rows are kept at the case's own jurisdiction only: read
     // every node of the subtree. All time, they are kept at every ancestor too.
-    let own_node_only = matches!(dim, dim::DEPARTMENT | dim::PROGRAMME);
+    let own_node_only = dim::per_unit(dim);
     let monthly = RowFilter {
         nodes: (!own_node_only).then(|| scope.nodes.clone()),
         subtree: if own_node_only { scope.range.clone() } else { None },
@@ -455,10 +455,9 @@ fn kept_rows(sq: &StatsQuery, scope: &Scope, dim: &'static str, value: Option<St
         from_month: None,
         to_month: None,
     };
-    // Mirrors `stats::Key::keeps_counters`: all-time counters exist for departments and programmes.
-    let all_time_counters = own_node_only;
+    // All-time counters are kept for departments and programmes only (`stats::Key::keeps_counters`).
     Kept {
-        sums: if period || !all_time_counters { monthly.clone() } else { all_time.clone() },
+        sums: if period || !dim::per_unit(dim) { monthly.clone() } else { all_time.clone() },
         hours: if period { monthly } else { all_time },
     }
 }
