@@ -131,11 +131,15 @@ start_service() { # start_service URL LOGFILE
   exit 1
 }
 
-stop_service() { # stop_service BACKEND DATASET — records the peak RSS first
-  local hwm
-  hwm=$(awk '/VmHWM/{print $2}' "/proc/$SERVICE_PID/status")
+stop_service() { # stop_service BACKEND DATASET — records the peak RSS first, and what is resident now:
+  # anonymous memory (heap, stacks, SQLite's page caches) and file-backed pages (the binary, and
+  # on SQLite the mapped WAL index, which grows with the log while writes never pause)
+  local status
+  status=$(cat "/proc/$SERVICE_PID/status")
   stage_begin
-  record "$1" "peak_rss_$2" rss "{\"peak_rss_mib\": $(awk -v k="$hwm" 'BEGIN{printf "%.1f", k / 1024}')}"
+  record "$1" "peak_rss_$2" rss "$(echo "$status" | awk '/^(VmHWM|RssAnon|RssFile|RssShmem):/{v[$1]=$2/1024}
+    END{printf "{\"peak_rss_mib\": %.1f, \"rss_anon_mib\": %.1f, \"rss_file_mib\": %.1f, \"rss_shmem_mib\": %.1f}",
+        v["VmHWM:"], v["RssAnon:"], v["RssFile:"], v["RssShmem:"]}')"
   kill "$SERVICE_PID"
   wait "$SERVICE_PID" 2>/dev/null || true
   SERVICE_PID=""
@@ -354,7 +358,7 @@ jq -rs --arg commit "$COMMIT$DIRTY" '
     | ($b | map(select(.kind == "limit" and .name == $a.name)) | first) as $l
     | "\($a.backend | .[0:8] | . + " " * (8 - length)) \($a.name | . + " " * (30 - length)) \($a.rps | f)\t\($a.p50_ms | f)\t\($a.p99_ms | f)\t\($a.errors)\t\(if $l then ($l.rps | f) else "-" end)\t\(if $l then ($a.rps / $l.rps * 100 | round | tostring) + "%" else "" end)\t\($a.gen_cpu_pct | f)\t\($a.machine_busy_pct)\t\($a.steal_pct)\t\($a.load1)"),
   (.[] | select(.kind == "seed") | "\(.backend) seed \(.name): \(.cases) cases in \(.seconds) s (\(.cases_per_s)/s)"),
-  (.[] | select(.kind == "rss") | "\(.backend) \(.name): \(.peak_rss_mib) MiB"),
+  (.[] | select(.kind == "rss") | "\(.backend) \(.name): \(.peak_rss_mib) MiB (at the end: anonymous \(.rss_anon_mib), file \(.rss_file_mib), shared \(.rss_shmem_mib))"),
   (.[] | select(.kind == "coldstart") | "sqlite cold start to ready: median \(.median_ms) ms, max \(.max_ms) ms"),
   (.[] | select(.kind == "limit" and .errors != 0) | "LIMIT ERRORS \(.backend) \(.name): \(.errors)"),
   (.[] | select(.kind == "api" and .errors != 0) | "API ERRORS \(.backend) \(.name): \(.errors) \(.error_samples)")

@@ -9,6 +9,15 @@
 //! copied, the next writer starts it over from the beginning (and `journal_size_limit` trims the
 //! file). Once an hour (and at start) it also runs `PRAGMA optimize`, so the query planner's
 //! statistics follow the data (see `db::refresh_planner_statistics`).
+//!
+//! A passive checkpoint alone does not bound the log under sustained writes: the log starts over
+//! only when a writer finds every frame copied and no reader still reading from it, which never
+//! happens while transactions overlap without pause (eight writers grew it by 300 MB a second,
+//! to 3 GB in ten seconds, each create appending some forty whole pages). So when the log passes
+//! [`RESTART_AT_PAGES`], the thread takes the process's write turn (writers queue for a few
+//! milliseconds) and runs a restarting checkpoint, which copies the rest and waits — at most
+//! [`RESTART_WAIT_MS`] — for the readers to move to the database file; the next writer then
+//! starts the log over, and `journal_size_limit` trims the file.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +32,11 @@ use super::{ConnectionFactory, DbConn};
 /// A log this long (pages, 4 KiB each: 1 GiB) means checkpoints are not keeping up — a reader
 /// that never ends holds the old pages — and is logged as a warning.
 const LONG_LOG_PAGES: i32 = 262_144;
+/// A log this long (pages: 64 MiB, the `journal_size_limit`) is restarted (see the module docs).
+const RESTART_AT_PAGES: i32 = 16_384;
+/// How long a restarting checkpoint waits for readers (SQLite's busy handler) before giving up
+/// until the next period; writers of the process wait at most this long for it.
+const RESTART_WAIT_MS: u32 = 200;
 /// At most one such warning per this long.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 /// How often the planner's statistics are brought up to date (`PRAGMA optimize`, which analyses
@@ -58,6 +72,7 @@ struct Outcome {
 /// (opened here, so a database that cannot be opened fails start-up rather than later).
 pub fn start(factory: &ConnectionFactory, period: Duration) -> Result<Checkpointer, String> {
     let conn = factory.clone().with_background_checkpoints(false).open().map_err(|e| e.to_string())?;
+    let busy_ms = factory.busy_timeout_ms();
     let DbConn::Sqlite(mut conn) = conn else {
         return Err("checkpoints are for SQLite databases".to_owned());
     };
@@ -82,7 +97,12 @@ pub fn start(factory: &ConnectionFactory, period: Duration) -> Result<Checkpoint
                 if flag.load(Ordering::SeqCst) {
                     return;
                 }
-                match diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result::<Outcome>(&mut conn) {
+                let passive = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result::<Outcome>(&mut conn);
+                let passive = match passive {
+                    Ok(o) if o.log >= RESTART_AT_PAGES => restart(&mut conn, busy_ms).map(|_| o),
+                    other => other,
+                };
+                match passive {
                     Ok(o) if o.log >= LONG_LOG_PAGES && warned.is_none_or(|t| t.elapsed() >= WARN_EVERY) => {
                         warned = Some(Instant::now());
                         tracing::warn!(
@@ -99,4 +119,20 @@ pub fn start(factory: &ConnectionFactory, period: Duration) -> Result<Checkpoint
         })
         .map_err(|e| format!("cannot start the checkpoint thread: {e}"))?;
     Ok(Checkpointer { stopping })
+}
+
+/// Copies the rest of a long log and waits (briefly) until no reader needs it, holding the
+/// process's write turn, so the next writer starts the log over. Busy is not an error: readers
+/// or another process's writer kept it from finishing, and the next period tries again.
+fn restart(conn: &mut diesel::SqliteConnection, busy_ms: u32) -> QueryResult<()> {
+    let _writes = super::hold_sqlite_writes();
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {RESTART_WAIT_MS}"))?;
+    let done = diesel::sql_query("PRAGMA wal_checkpoint(RESTART)").get_result::<Outcome>(conn);
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {busy_ms}"))?;
+    match done {
+        Ok(o) if o.busy != 0 => tracing::debug!(log_pages = o.log, "SQLite log restart deferred: still in use"),
+        Ok(o) => tracing::debug!(log_pages = o.log, "SQLite log restarted"),
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }

@@ -131,6 +131,11 @@ impl ConnectionFactory {
     }
 
     /// Caps a SQLite database at this many pages (`PRAGMA max_page_count`, set on every
+    /// How long a connection waits for a lock (`busy_timeout`, milliseconds).
+    pub fn busy_timeout_ms(&self) -> u32 {
+        self.busy_timeout_ms
+    }
+
     /// connection): writes that would grow the file further fail as "disk full".
     pub fn with_sqlite_max_pages(mut self, pages: Option<u64>) -> Self {
         self.sqlite_max_pages = pages;
@@ -350,6 +355,13 @@ where
             Err(err)
         }
     }
+}
+
+/// Waits for this process's turn to write to SQLite (see [`write_tx`]) and holds it until the
+/// returned value is dropped: no write transaction of the process starts meanwhile. For the
+/// checkpoint thread's log restarts.
+pub(crate) fn hold_sqlite_writes() -> impl Drop {
+    WRITE_GATE.enter()
 }
 
 /// The queue of this process's SQLite write transactions (see [`write_tx`]).

@@ -721,9 +721,21 @@ fn run() -> Result<(), String> {
         let (flag, path) = (checkpointing.clone(), db_path.clone());
         std::thread::spawn(move || -> Result<(), String> {
             let db = connect(&path, &[])?;
+            let passive = db.prepare("PRAGMA wal_checkpoint(PASSIVE)")?;
+            let restart = db.prepare("PRAGMA wal_checkpoint(RESTART)")?;
             while flag.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(checkpoint_ms));
-                db.exec("PRAGMA wal_checkpoint(PASSIVE)")?;
+                // As the service: a log past 16,384 pages is restarted in the write queue, the
+                // wait for readers bounded to 200 ms.
+                let rows = db.run(&passive, &[])?;
+                let log: i64 = col(&rows, 1)?.parse().unwrap_or(0);
+                if log >= 16_384 {
+                    let _turn = WRITE_GATE.lock().map_err(|_| "write gate poisoned")?;
+                    db.exec("PRAGMA busy_timeout = 200")?;
+                    let done = db.run(&restart, &[]);
+                    db.exec("PRAGMA busy_timeout = 5000")?;
+                    done?;
+                }
             }
             Ok(())
         });
