@@ -23,7 +23,7 @@ curl -s http://$MINSHENG_LISTEN/api/v1/users -H "Authorization: Bearer $ADMIN" -
 TOKEN=$(curl -sf http://$MINSHENG_LISTEN/api/v1/auth/login -H 'Content-Type: application/json' \
   -d '{"username":"probe.supervisor","password":"Probe-Supervisor-2026"}' | jq -r .access_token)
 for path in /api/v1/stats/summary '/api/v1/stats/breakdown?by=jurisdiction' '/api/v1/stats/breakdown?by=category' \
-    '/api/v1/stats/breakdown?by=month' '/api/v1/stats/breakdown?by=department' '/api/v1/stats/summary?from=2026-06&to=2026-09' \
+    '/api/v1/stats/breakdown?by=month' '/api/v1/stats/breakdown?by=department' '/api/v1/stats/breakdown?by=programme' '/api/v1/stats/summary?from=2026-06&to=2026-09' \
     '/api/v1/stats/summary?category_code=drinking_water' '/api/v1/stats/breakdown?by=jurisdiction&jurisdiction_code=530100'; do
   curl -sf "http://$MINSHENG_LISTEN$path" -H "Authorization: Bearer $TOKEN" -o ${TMPDIR:-/tmp}/stats-probe-body.json || { echo "FAIL $path"; continue; }
   ts=$(for i in $(seq 1 25); do curl -s -o /dev/null -w '%{time_total}\n' "http://$MINSHENG_LISTEN$path" -H "Authorization: Bearer $TOKEN"; done | sort -n)

@@ -216,3 +216,11 @@ pub fn department_names(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<(S
     }
     departments::table.filter(departments::id.eq_any(ids)).select((departments::id, departments::name)).load(conn)
 }
+
+/// `(id, name)` of the programmes among `ids`.
+pub fn programme_names(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    programmes::table.filter(programmes::id.eq_any(ids)).select((programmes::id, programmes::name)).load(conn)
+}

@@ -271,6 +271,7 @@ diesel::table! {
         basis -> Text,
         month -> Text,
         counts -> Text,
+        median -> Nullable<Double>,
     }
 }
 

@@ -32,7 +32,8 @@ pub struct StatRow {
 }
 
 /// A row of the resolution-hour histogram: one kept-sums key's non-empty hours, `hours:cases`
-/// pairs (see `domain::stats::encode_hours`). As a delta for [`add`], the changes to them.
+/// pairs (see `domain::stats::encode_hours`), and their median. As a delta for [`add`], the
+/// changes to the hours (the median is then worked out anew from the row they change).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = case_stats_histogram)]
 pub struct HistRow {
@@ -42,6 +43,7 @@ pub struct HistRow {
     pub basis: String,
     pub month: String,
     pub counts: String,
+    pub median: Option<f64>,
 }
 
 /// Adds deltas to the kept sums (one statement per table on PostgreSQL, one per row on SQLite)
@@ -95,7 +97,7 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
 /// as the sums' rows are, so two transactions cannot wait on each other.
 fn add_to_histogram(conn: &mut DbConn, change: &HistRow) -> QueryResult<()> {
     use case_stats_histogram::dsl as h;
-    let fresh = HistRow { counts: String::new(), ..change.clone() };
+    let fresh = HistRow { counts: String::new(), median: None, ..change.clone() };
     macro_rules! key {
         () => {
             h::case_stats_histogram
@@ -122,7 +124,7 @@ fn add_to_histogram(conn: &mut DbConn, change: &HistRow) -> QueryResult<()> {
         .and_then(|()| histogram.add_stored(&change.counts, 1))
         .map_err(|e| corrupt(&change.node, &e))?;
     let counts = encode_hours(histogram.entries());
-    diesel::update(key!()).set(h::counts.eq(counts)).execute(conn)?;
+    diesel::update(key!()).set((h::counts.eq(counts), h::median.eq(histogram.median()))).execute(conn)?;
     Ok(())
 }
 
@@ -174,10 +176,26 @@ pub struct RowFilter {
     pub to_month: Option<String>,
 }
 
+/// The codes of the jurisdictions whose path is in `[from, to)`, as a subquery.
+fn subtree_codes(
+    from: &str,
+    to: &str,
+) -> diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Select<jurisdictions::table, jurisdictions::code>,
+        diesel::dsl::GtEq<jurisdictions::path, String>,
+    >,
+    diesel::dsl::Lt<jurisdictions::path, String>,
+> {
+    jurisdictions::table
+        .select(jurisdictions::code)
+        .filter(jurisdictions::path.ge(from.to_owned()))
+        .filter(jurisdictions::path.lt(to.to_owned()))
+}
+
 /// The kept sums matching `f`.
 pub fn sums(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<StatRow>> {
     let mut q = case_stats::table
-        .inner_join(jurisdictions::table.on(jurisdictions::code.eq(case_stats::node)))
         .select(StatRow::as_select())
         .filter(case_stats::dim.eq(f.dim))
         .filter(case_stats::basis.eq(f.basis))
@@ -186,7 +204,7 @@ pub fn sums(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<StatRow>> {
         q = q.filter(case_stats::node.eq_any(nodes.clone()));
     }
     if let Some((from, to)) = &f.subtree {
-        q = q.filter(jurisdictions::path.ge(from.clone())).filter(jurisdictions::path.lt(to.clone()));
+        q = q.filter(case_stats::node.eq_any(subtree_codes(from, to)));
     }
     if let Some(v) = &f.value {
         q = q.filter(case_stats::dim_value.eq(v.clone()));
@@ -200,31 +218,45 @@ pub fn sums(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<StatRow>> {
     q.load(conn)
 }
 
+/// The kept hour histograms matching `f` (those holding any case), selecting `$select`.
+macro_rules! histogram_rows {
+    ($f:expr, $select:expr) => {{
+        let f: &RowFilter = $f;
+        let mut q = case_stats_histogram::table
+            .select($select)
+            .filter(case_stats_histogram::dim.eq(f.dim))
+            .filter(case_stats_histogram::basis.eq(f.basis))
+            .filter(case_stats_histogram::counts.ne(""))
+            .into_boxed();
+        if let Some(nodes) = &f.nodes {
+            q = q.filter(case_stats_histogram::node.eq_any(nodes.clone()));
+        }
+        if let Some((from, to)) = &f.subtree {
+            q = q.filter(case_stats_histogram::node.eq_any(subtree_codes(from, to)));
+        }
+        if let Some(v) = &f.value {
+            q = q.filter(case_stats_histogram::dim_value.eq(v.clone()));
+        }
+        if let Some(m) = &f.from_month {
+            q = q.filter(case_stats_histogram::month.ge(m.clone()));
+        }
+        if let Some(m) = &f.to_month {
+            q = q.filter(case_stats_histogram::month.le(m.clone()));
+        }
+        q
+    }};
+}
+
 /// The kept hour histograms matching `f`.
 pub fn hours(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<HistRow>> {
-    let mut q = case_stats_histogram::table
-        .inner_join(jurisdictions::table.on(jurisdictions::code.eq(case_stats_histogram::node)))
-        .select(HistRow::as_select())
-        .filter(case_stats_histogram::dim.eq(f.dim))
-        .filter(case_stats_histogram::basis.eq(f.basis))
-        .filter(case_stats_histogram::counts.ne(""))
-        .into_boxed();
-    if let Some(nodes) = &f.nodes {
-        q = q.filter(case_stats_histogram::node.eq_any(nodes.clone()));
-    }
-    if let Some((from, to)) = &f.subtree {
-        q = q.filter(jurisdictions::path.ge(from.clone())).filter(jurisdictions::path.lt(to.clone()));
-    }
-    if let Some(v) = &f.value {
-        q = q.filter(case_stats_histogram::dim_value.eq(v.clone()));
-    }
-    if let Some(m) = &f.from_month {
-        q = q.filter(case_stats_histogram::month.ge(m.clone()));
-    }
-    if let Some(m) = &f.to_month {
-        q = q.filter(case_stats_histogram::month.le(m.clone()));
-    }
-    q.load(conn)
+    histogram_rows!(f, HistRow::as_select()).load(conn)
+}
+
+/// The medians of the kept hour histograms matching `f`, without their hours: `(node, dim_value,
+/// month, median)`.
+pub fn hour_medians(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<(String, String, String, Option<f64>)>> {
+    use case_stats_histogram::dsl as h;
+    histogram_rows!(f, (h::node, h::dim_value, h::month, h::median)).load(conn)
 }
 
 /// Filters on cases for counts and scans.

@@ -476,8 +476,9 @@ pub fn encode_hours(entries: impl IntoIterator<Item = (i64, i64)>) -> String {
     text
 }
 
-/// Makes the published figures from summed counters, the hour histogram and the overdue count.
-pub fn summarize(c: &Counters, histogram: &Histogram, overdue: i64) -> Summary {
+/// Makes the published figures from summed counters, the median of the resolution hours (see
+/// [`Histogram::median`]) and the overdue count.
+pub fn summarize(c: &Counters, median_hours: Option<f64>, overdue: i64) -> Summary {
     let effective = c.total - c.dismissed;
     Summary {
         total: c.total,
@@ -490,7 +491,7 @@ pub fn summarize(c: &Counters, histogram: &Histogram, overdue: i64) -> Summary {
         response_rate: Rate::of(c.responded, c.assigned),
         satisfaction_rate: Rate::of(c.satisfied, c.rated),
         resolution_hours: ResolutionHours {
-            median: histogram.median(),
+            median: median_hours,
             mean: (c.resolved > 0).then(|| round(c.resolution_secs as f64 / c.resolved as f64 / 3600.0, 2)),
         },
     }

@@ -81,13 +81,22 @@ pub fn rows_of(sums: BTreeMap<stats::Key, Counters>, hours: HourDeltas) -> (Vec<
         .collect();
     let hours: Vec<HistRow> = hours
         .into_iter()
-        .map(|(k, changes)| HistRow {
-            node: k.node,
-            dim: k.dim.to_owned(),
-            dim_value: k.value,
-            basis: k.basis.code().to_owned(),
-            month: k.month,
-            counts: encode_hours(changes),
+        .map(|(k, changes)| {
+            // The median of these hours, for a whole row (`seed-demo`, `rebuild-stats`); a change
+            // applied by `q::add` gets the median of the row it changes instead.
+            let mut whole = Histogram::default();
+            for (h, n) in &changes {
+                whole.add(*h, *n);
+            }
+            HistRow {
+                node: k.node,
+                dim: k.dim.to_owned(),
+                dim_value: k.value,
+                basis: k.basis.code().to_owned(),
+                month: k.month,
+                counts: encode_hours(changes),
+                median: whole.median(),
+            }
         })
         .collect();
     (rows, hours)
@@ -389,6 +398,16 @@ fn case_scope(sq: &StatsQuery, range: &Option<(String, String)>) -> CaseScope {
 struct Acc {
     counters: Counters,
     hours: Histogram,
+    /// The median as stored with the group's one histogram row, when it was read instead of the
+    /// hours (see [`from_sums`]).
+    stored_median: Option<Option<f64>>,
+}
+
+impl Acc {
+    /// The median resolution hours of the group.
+    fn median(&self) -> Option<f64> {
+        self.stored_median.unwrap_or_else(|| self.hours.median())
+    }
 }
 
 fn counters_of(r: &StatRow) -> Counters {
@@ -462,16 +481,44 @@ fn kept_rows(sq: &StatsQuery, scope: &Scope, dim: &'static str, value: Option<St
     }
 }
 
+/// Whether [`from_sums`] may answer a group's median from its one histogram row's stored median
+/// rather than from its hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Medians {
+    /// Where every group is one row with its median; else the hours.
+    Stored,
+    /// Always the hours (the caller adds or subtracts groups).
+    FromHours,
+}
+
 /// Reads kept sums into groups keyed by `key` (of node, dimension value, month).
 fn from_sums(
     conn: &mut DbConn,
     kept: &Kept,
+    medians: Medians,
     key: impl Fn(&str, &str, &str) -> Option<String>,
 ) -> AppResult<BTreeMap<String, Acc>> {
     let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
     for r in q::sums(conn, &kept.sums)? {
         if let Some(k) = key(&r.node, &r.dim_value, &r.month) {
             groups.entry(k).or_default().counters.add(&counters_of(&r), 1);
+        }
+    }
+    if medians == Medians::Stored {
+        // A breakdown without a period has one histogram row per group: its stored median is the
+        // group's, and the hours (kilobytes a row) need not be read.
+        let mut rows: BTreeMap<String, (usize, Option<f64>)> = BTreeMap::new();
+        for (node, value, month, median) in q::hour_medians(conn, &kept.hours)? {
+            if let Some(k) = key(&node, &value, &month) {
+                let row = rows.entry(k).or_insert((0, None));
+                *row = (row.0 + 1, median);
+            }
+        }
+        if rows.values().all(|(n, median)| *n == 1 && median.is_some()) {
+            for (k, (_, median)) in rows {
+                groups.entry(k).or_default().stored_median = Some(median);
+            }
+            return Ok(groups);
         }
     }
     for h in q::hours(conn, &kept.hours)? {
@@ -514,9 +561,9 @@ fn query_rows(sq: &StatsQuery, scope: &Scope, per_month: bool) -> Option<Kept> {
     Some(kept_rows(sq, scope, dim, Some(value), per_month))
 }
 
-fn one_group(conn: &mut DbConn, sq: &StatsQuery, scope: &Scope) -> AppResult<Acc> {
+fn one_group(conn: &mut DbConn, sq: &StatsQuery, scope: &Scope, medians: Medians) -> AppResult<Acc> {
     let groups = match query_rows(sq, scope, false) {
-        Some(kept) => from_sums(conn, &kept, |_, _, _| Some(String::new()))?,
+        Some(kept) => from_sums(conn, &kept, medians, |_, _, _| Some(String::new()))?,
         None => from_cases(conn, &case_scope(sq, &scope.range), |_| Some(String::new()))?,
     };
     Ok(groups.into_values().next().unwrap_or_default())
@@ -526,9 +573,9 @@ fn one_group(conn: &mut DbConn, sq: &StatsQuery, scope: &Scope) -> AppResult<Acc
 pub fn summary(conn: &mut DbConn, p: &Principal, sq: StatsQuery) -> AppResult<Summary> {
     require_stats_reader(p)?;
     let scope = scope(conn, p, &sq)?;
-    let acc = one_group(conn, &sq, &scope)?;
+    let acc = one_group(conn, &sq, &scope, Medians::Stored)?;
     let overdue = q::count_overdue(conn, &case_scope(&sq, &scope.range), to_db(now()))?;
-    Ok(stats::summarize(&acc.counters, &acc.hours, overdue))
+    Ok(stats::summarize(&acc.counters, acc.median(), overdue))
 }
 
 /// One group of a breakdown.
@@ -589,16 +636,23 @@ pub fn breakdown(conn: &mut DbConn, p: &Principal, sq: StatsQuery, by: By) -> Ap
     let groups: BTreeMap<String, Acc> = match (by, &kept, &single) {
         // Children's own rows hold their subtrees.
         (By::Jurisdiction, Some(k), _) if k.by_node() => {
-            let mut groups =
-                from_sums(conn, &k.at_nodes(children.iter().map(|(c, _, _)| c.clone()).collect()), |node, _, _| {
-                    Some(node.to_owned())
-                })?;
+            let child_rows = k.at_nodes(children.iter().map(|(c, _, _)| c.clone()).collect());
+            let by_node = |node: &str, _: &str, _: &str| Some(node.to_owned());
+            let mut groups = from_sums(conn, &child_rows, Medians::Stored, by_node)?;
             if let Some((code, _)) = &own {
                 // The node's own cases: its sums less its children's.
-                let mut rest = one_group(conn, &sq, &scope)?;
+                let mut rest = one_group(conn, &sq, &scope, Medians::Stored)?;
                 for acc in groups.values() {
                     rest.counters.add(&acc.counters, -1);
-                    rest.hours.merge(&acc.hours, -1);
+                }
+                rest.stored_median = Some(None);
+                if rest.counters.resolved != 0 {
+                    // Its resolution hours too: the node's hours less its children's.
+                    rest = one_group(conn, &sq, &scope, Medians::FromHours)?;
+                    for acc in from_sums(conn, &child_rows, Medians::FromHours, by_node)?.values() {
+                        rest.counters.add(&acc.counters, -1);
+                        rest.hours.merge(&acc.hours, -1);
+                    }
                 }
                 if !rest.counters.is_zero() {
                     groups.insert(code.clone(), rest);
@@ -606,14 +660,14 @@ pub fn breakdown(conn: &mut DbConn, p: &Principal, sq: StatsQuery, by: By) -> Ap
             }
             groups
         }
-        (By::Month, Some(k), _) => from_sums(conn, k, |_, _, month| Some(month.to_owned()))?,
+        (By::Month, Some(k), _) => from_sums(conn, k, Medians::Stored, |_, _, month| Some(month.to_owned()))?,
         (By::Category | By::Department | By::Programme, Some(_), Ok(None)) => {
             let d = match by {
                 By::Category => dim::CATEGORY,
                 By::Department => dim::DEPARTMENT,
                 _ => dim::PROGRAMME,
             };
-            from_sums(conn, &kept_rows(&sq, &scope, d, None, false), |_, v, _| Some(v.to_owned()))?
+            from_sums(conn, &kept_rows(&sq, &scope, d, None, false), Medians::Stored, |_, v, _| Some(v.to_owned()))?
         }
         _ => from_cases(conn, &cs, |f| match by {
             By::Jurisdiction => child_of(&f.path),
@@ -654,7 +708,7 @@ pub fn breakdown(conn: &mut DbConn, p: &Principal, sq: StatsQuery, by: By) -> Ap
         .into_iter()
         .map(|key| {
             let acc = groups.get(&key).unwrap_or(&empty);
-            let figures = stats::summarize(&acc.counters, &acc.hours, overdue.get(&key).copied().unwrap_or(0));
+            let figures = stats::summarize(&acc.counters, acc.median(), overdue.get(&key).copied().unwrap_or(0));
             Group { name: names.get(&key).cloned(), key, figures }
         })
         // Every child is listed; other groups only when they hold cases (kept sums can linger at
@@ -664,6 +718,9 @@ pub fn breakdown(conn: &mut DbConn, p: &Principal, sq: StatsQuery, by: By) -> Ap
     let by = By::NAMES.get(by as usize).copied().unwrap_or("jurisdiction");
     Ok(Breakdown { by, groups })
 }
+
+/// Group names read per query: bound values, under SQLite's 32,766 and PostgreSQL's 65,535.
+const NAMES_PER_QUERY: usize = 10_000;
 
 fn names(
     conn: &mut DbConn,
@@ -686,7 +743,7 @@ fn names(
         }
         By::Department => {
             // One query for all of them: a province has a thousand departments.
-            for chunk in keys.chunks(500) {
+            for chunk in keys.chunks(NAMES_PER_QUERY) {
                 names.extend(reference::department_names(conn, chunk)?);
             }
         }
@@ -698,10 +755,8 @@ fn names(
             }
         }
         By::Programme => {
-            for k in keys {
-                if let Some(pr) = reference::programme(conn, k)? {
-                    names.insert(k.clone(), pr.name);
-                }
+            for chunk in keys.chunks(NAMES_PER_QUERY) {
+                names.extend(reference::programme_names(conn, chunk)?);
             }
         }
         By::Month => {}

@@ -239,6 +239,7 @@ both!(
     the_served_contract_is_the_committed_file,
     histogram_migration_keeps_the_histograms_both_ways,
     all_time_rows_migration_agrees_with_the_upkeep,
+    histogram_medians_migration_agrees_with_the_upkeep,
     a_failing_command_exits_with_1_not_a_signal
 );
 
@@ -392,7 +393,9 @@ diesel::table! {
 }
 
 /// The newest migrations' versions, newest first.
-const NEWEST_MIGRATIONS: [&str; 3] = ["20261205000002", ALL_TIME_ROWS, COMPACT_HISTOGRAM];
+const NEWEST_MIGRATIONS: [&str; 4] = [HISTOGRAM_MEDIANS, "20261205000002", ALL_TIME_ROWS, COMPACT_HISTOGRAM];
+/// `2026-12-05-000003_histogram_medians`.
+const HISTOGRAM_MEDIANS: &str = "20261205000003";
 /// `2026-12-05-000001_all_time_rows`.
 const ALL_TIME_ROWS: &str = "20261205000001";
 /// `2026-12-01-000001_compact_hour_histogram`.
@@ -478,6 +481,36 @@ fn all_time_rows_migration_agrees_with_the_upkeep(backend: Backend) {
     assert_eq!(all_time(&mut conn), (Vec::new(), Vec::new()), "down removes the all-time rows");
     minsheng::db::run_migrations(&mut conn).expect("migrate again");
     assert_eq!(all_time(&mut conn), kept, "up sums the same rows as the upkeep keeps");
+}
+
+/// The medians `2026-12-05-000003_histogram_medians` works out in SQL for the histogram rows of
+/// an existing database are those the service keeps with each row from then on.
+fn histogram_medians_migration_agrees_with_the_upkeep(backend: Backend) {
+    use diesel::prelude::*;
+    use minsheng::db::schema::case_stats_histogram as h;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let (url, _schema) = fresh_database(backend, dir.path());
+    let state = minsheng::init_state(crate::support::test_config(&url)).expect("state");
+    let mut conn = state.pool.get().expect("conn");
+    let plan =
+        minsheng::seed::SeedPlan { cases: 400, cities: 2, counties_per_city: 2, townships_per_county: 3, seed: 11 };
+    minsheng::seed::seed(&mut conn, &plan, |_| {}).expect("seed");
+    type Medians = Vec<((String, String, String, String, String), Option<f64>)>;
+    let medians = |conn: &mut minsheng::db::DbConn| -> Medians {
+        h::table
+            .select(((h::node, h::dim, h::dim_value, h::basis, h::month), h::median))
+            .order((h::node, h::dim, h::dim_value, h::basis, h::month))
+            .load(conn)
+            .expect("medians")
+    };
+    let kept = medians(&mut conn);
+    assert!(kept.len() > 100 && kept.iter().all(|(_, m)| m.is_some()), "every seeded row has its median: {kept:?}");
+    assert!(kept.iter().any(|(_, m)| m.is_some_and(|m| m.fract() == 0.5)), "even counts give half hours");
+
+    revert_through(&mut conn, HISTOGRAM_MEDIANS);
+    minsheng::db::run_migrations(&mut conn).expect("migrate again");
+    assert_eq!(medians(&mut conn), kept, "up works out the medians the upkeep keeps");
 }
 
 /// The histogram migration carries stored histograms over exactly, and back on revert: an

@@ -1,0 +1,1 @@
+ALTER TABLE case_stats_histogram DROP COLUMN median;
