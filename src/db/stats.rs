@@ -161,7 +161,7 @@ pub fn insert_fresh(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> Q
 }
 
 /// Which kept rows to read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowFilter {
     /// Rows of these nodes…
     pub nodes: Option<Vec<String>>,
@@ -193,70 +193,66 @@ fn subtree_codes(
         .filter(jurisdictions::path.lt(to.to_owned()))
 }
 
-/// The kept sums matching `f`.
-pub fn sums(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<StatRow>> {
-    let mut q = case_stats::table
-        .select(StatRow::as_select())
-        .filter(case_stats::dim.eq(f.dim))
-        .filter(case_stats::basis.eq(f.basis))
-        .into_boxed();
-    if let Some(nodes) = &f.nodes {
-        q = q.filter(case_stats::node.eq_any(nodes.clone()));
-    }
-    if let Some((from, to)) = &f.subtree {
-        q = q.filter(case_stats::node.eq_any(subtree_codes(from, to)));
-    }
-    if let Some(v) = &f.value {
-        q = q.filter(case_stats::dim_value.eq(v.clone()));
-    }
-    if let Some(m) = &f.from_month {
-        q = q.filter(case_stats::month.ge(m.clone()));
-    }
-    if let Some(m) = &f.to_month {
-        q = q.filter(case_stats::month.le(m.clone()));
-    }
-    q.load(conn)
-}
-
-/// The kept hour histograms matching `f` (those holding any case), selecting `$select`.
-macro_rules! histogram_rows {
-    ($f:expr, $select:expr) => {{
+/// The kept rows of table `$t` matching `f`, from `$from` (the table, or a join of it), selecting
+/// `$select`: the same filters for the sums and the histograms.
+macro_rules! kept_rows {
+    ($t:ident, $from:expr, $f:expr, $select:expr) => {{
         let f: &RowFilter = $f;
-        let mut q = case_stats_histogram::table
-            .select($select)
-            .filter(case_stats_histogram::dim.eq(f.dim))
-            .filter(case_stats_histogram::basis.eq(f.basis))
-            .filter(case_stats_histogram::counts.ne(""))
-            .into_boxed();
+        let mut q = $from.select($select).filter($t::dim.eq(f.dim)).filter($t::basis.eq(f.basis)).into_boxed();
         if let Some(nodes) = &f.nodes {
-            q = q.filter(case_stats_histogram::node.eq_any(nodes.clone()));
+            q = q.filter($t::node.eq_any(nodes.clone()));
         }
         if let Some((from, to)) = &f.subtree {
-            q = q.filter(case_stats_histogram::node.eq_any(subtree_codes(from, to)));
+            q = q.filter($t::node.eq_any(subtree_codes(from, to)));
         }
         if let Some(v) = &f.value {
-            q = q.filter(case_stats_histogram::dim_value.eq(v.clone()));
+            q = q.filter($t::dim_value.eq(v.clone()));
         }
         if let Some(m) = &f.from_month {
-            q = q.filter(case_stats_histogram::month.ge(m.clone()));
+            q = q.filter($t::month.ge(m.clone()));
         }
         if let Some(m) = &f.to_month {
-            q = q.filter(case_stats_histogram::month.le(m.clone()));
+            q = q.filter($t::month.le(m.clone()));
         }
         q
     }};
 }
 
-/// The kept hour histograms matching `f`.
+/// The kept sums matching `f`.
+pub fn sums(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<StatRow>> {
+    kept_rows!(case_stats, case_stats::table, f, StatRow::as_select()).load(conn)
+}
+
+/// The kept sums matching `f`, each with the stored median of the histogram under the same key
+/// (`None` where there is none, or it holds no case): one read where the counters and the hours
+/// of a question are the same rows (departments and programmes, all time).
+pub fn sums_with_medians(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<(StatRow, Option<f64>)>> {
+    use case_stats_histogram::dsl as h;
+    let joined = case_stats::table.left_join(
+        h::case_stats_histogram.on(h::node
+            .eq(case_stats::node)
+            .and(h::dim.eq(case_stats::dim))
+            .and(h::dim_value.eq(case_stats::dim_value))
+            .and(h::basis.eq(case_stats::basis))
+            .and(h::month.eq(case_stats::month))),
+    );
+    kept_rows!(case_stats, joined, f, (StatRow::as_select(), h::median.nullable())).load(conn)
+}
+
+/// The kept hour histograms matching `f` (those holding any case).
 pub fn hours(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<HistRow>> {
-    histogram_rows!(f, HistRow::as_select()).load(conn)
+    kept_rows!(case_stats_histogram, case_stats_histogram::table, f, HistRow::as_select())
+        .filter(case_stats_histogram::counts.ne(""))
+        .load(conn)
 }
 
 /// The medians of the kept hour histograms matching `f`, without their hours: `(node, dim_value,
 /// month, median)`.
 pub fn hour_medians(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<(String, String, String, Option<f64>)>> {
     use case_stats_histogram::dsl as h;
-    histogram_rows!(f, (h::node, h::dim_value, h::month, h::median)).load(conn)
+    kept_rows!(case_stats_histogram, h::case_stats_histogram, f, (h::node, h::dim_value, h::month, h::median))
+        .filter(h::counts.ne(""))
+        .load(conn)
 }
 
 /// Filters on cases for counts and scans.

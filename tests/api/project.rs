@@ -419,6 +419,17 @@ fn revert_through(conn: &mut minsheng::db::DbConn, version: &str) {
     panic!("{version} is not among the newest migrations");
 }
 
+/// A fresh database (kept while the directory lives) with a small seeded province, and the
+/// service's state on it.
+fn seeded_province(backend: Backend, seed: u64) -> (tempfile::TempDir, minsheng::state::AppState) {
+    let dir = tempfile::tempdir().expect("dir");
+    let (url, _schema) = fresh_database(backend, dir.path());
+    let state = minsheng::init_state(crate::support::test_config(&url)).expect("state");
+    let plan = minsheng::seed::SeedPlan { cases: 400, cities: 2, counties_per_city: 2, townships_per_county: 3, seed };
+    minsheng::seed::seed(&mut state.pool.get().expect("conn"), &plan, |_| {}).expect("seed");
+    (dir, state)
+}
+
 /// The all-time rows that `2026-12-05-000001_all_time_rows` sums from the monthly rows of an
 /// existing database are exactly those the service keeps from then on: a province seeded with
 /// the upkeep's own code has its all-time rows dropped (down) and summed again (up).
@@ -426,13 +437,8 @@ fn all_time_rows_migration_agrees_with_the_upkeep(backend: Backend) {
     use diesel::prelude::*;
     use minsheng::db::schema::{case_stats as s, case_stats_histogram as h};
 
-    let dir = tempfile::tempdir().expect("dir");
-    let (url, _schema) = fresh_database(backend, dir.path());
-    let state = minsheng::init_state(crate::support::test_config(&url)).expect("state");
+    let (_dir, state) = seeded_province(backend, 9);
     let mut conn = state.pool.get().expect("conn");
-    let plan =
-        minsheng::seed::SeedPlan { cases: 400, cities: 2, counties_per_city: 2, townships_per_county: 3, seed: 9 };
-    minsheng::seed::seed(&mut conn, &plan, |_| {}).expect("seed");
 
     type Sums = Vec<((String, String, String, String), (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64))>;
     let all_time = |conn: &mut minsheng::db::DbConn| -> (Sums, Vec<(String, String, String, String)>) {
@@ -489,13 +495,8 @@ fn histogram_medians_migration_agrees_with_the_upkeep(backend: Backend) {
     use diesel::prelude::*;
     use minsheng::db::schema::case_stats_histogram as h;
 
-    let dir = tempfile::tempdir().expect("dir");
-    let (url, _schema) = fresh_database(backend, dir.path());
-    let state = minsheng::init_state(crate::support::test_config(&url)).expect("state");
+    let (_dir, state) = seeded_province(backend, 11);
     let mut conn = state.pool.get().expect("conn");
-    let plan =
-        minsheng::seed::SeedPlan { cases: 400, cities: 2, counties_per_city: 2, townships_per_county: 3, seed: 11 };
-    minsheng::seed::seed(&mut conn, &plan, |_| {}).expect("seed");
     type Medians = Vec<((String, String, String, String, String), Option<f64>)>;
     let medians = |conn: &mut minsheng::db::DbConn| -> Medians {
         h::table
