@@ -176,17 +176,17 @@ pub struct RowFilter {
     pub to_month: Option<String>,
 }
 
-/// The codes of the jurisdictions whose path is in `[from, to)`, as a subquery.
-fn subtree_codes(
-    from: &str,
-    to: &str,
-) -> diesel::dsl::Filter<
+/// The codes of a subtree's jurisdictions, as a subquery (see [`subtree_codes`]).
+type SubtreeCodes = diesel::dsl::Filter<
     diesel::dsl::Filter<
         diesel::dsl::Select<jurisdictions::table, jurisdictions::code>,
         diesel::dsl::GtEq<jurisdictions::path, String>,
     >,
     diesel::dsl::Lt<jurisdictions::path, String>,
-> {
+>;
+
+/// The codes of the jurisdictions whose path is in `[from, to)`, as a subquery.
+fn subtree_codes(from: &str, to: &str) -> SubtreeCodes {
     jurisdictions::table
         .select(jurisdictions::code)
         .filter(jurisdictions::path.ge(from.to_owned()))
@@ -246,9 +246,12 @@ pub fn hours(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<HistRow>> {
         .load(conn)
 }
 
-/// The medians of the kept hour histograms matching `f`, without their hours: `(node, dim_value,
-/// month, median)`.
-pub fn hour_medians(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<(String, String, String, Option<f64>)>> {
+/// A histogram row's key as a group sees it, and its stored median: `(node, dim_value, month,
+/// median)`.
+pub type StoredMedian = (String, String, String, Option<f64>);
+
+/// The medians of the kept hour histograms matching `f`, without their hours.
+pub fn hour_medians(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<StoredMedian>> {
     use case_stats_histogram::dsl as h;
     kept_rows!(case_stats_histogram, h::case_stats_histogram, f, (h::node, h::dim_value, h::month, h::median))
         .filter(h::counts.ne(""))
