@@ -130,12 +130,12 @@ impl ConnectionFactory {
         }
     }
 
-    /// Caps a SQLite database at this many pages (`PRAGMA max_page_count`, set on every
     /// How long a connection waits for a lock (`busy_timeout`, milliseconds).
     pub fn busy_timeout_ms(&self) -> u32 {
         self.busy_timeout_ms
     }
 
+    /// Caps a SQLite database at this many pages (`PRAGMA max_page_count`, set on every
     /// connection): writes that would grow the file further fail as "disk full".
     pub fn with_sqlite_max_pages(mut self, pages: Option<u64>) -> Self {
         self.sqlite_max_pages = pages;

@@ -418,7 +418,7 @@ impl Histogram {
     }
 
     /// The non-empty hours, shortest first, as `(hours, cases)`.
-    pub fn entries(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+    pub fn entries(&self) -> impl Iterator<Item = (i64, i64)> + Clone + '_ {
         self.counts.iter().enumerate().filter(|(_, n)| **n != 0).map(|(h, n)| (h as i64, *n))
     }
 
@@ -442,24 +442,31 @@ impl Histogram {
 
     /// The median in whole hours; the mean of the two middle values for an even count.
     pub fn median(&self) -> Option<f64> {
-        let n: i64 = self.counts.iter().filter(|c| **c > 0).sum();
-        if n <= 0 {
-            return None;
-        }
-        let (lo, hi) = ((n + 1) / 2, n / 2 + 1);
-        let (mut seen, mut at_lo, mut at_hi) = (0, None, None);
-        for (h, c) in self.entries().filter(|(_, c)| *c > 0) {
-            seen += c;
-            if at_lo.is_none() && seen >= lo {
-                at_lo = Some(h);
-            }
-            if seen >= hi {
-                at_hi = Some(h);
-                break;
-            }
-        }
-        Some(round((at_lo.unwrap_or(0) + at_hi.unwrap_or(0)) as f64 / 2.0, 2))
+        median_of(self.entries())
     }
+}
+
+/// The median of `(hours, cases)` entries given shortest first (entries with no or a negative
+/// count are left out), in whole hours; the mean of the two middle values for an even count.
+pub fn median_of(entries: impl Iterator<Item = (i64, i64)> + Clone) -> Option<f64> {
+    let counted = entries.filter(|(_, c)| *c > 0);
+    let n: i64 = counted.clone().map(|(_, c)| c).sum();
+    if n <= 0 {
+        return None;
+    }
+    let (lo, hi) = ((n + 1) / 2, n / 2 + 1);
+    let (mut seen, mut at_lo, mut at_hi) = (0, None, None);
+    for (h, c) in counted {
+        seen += c;
+        if at_lo.is_none() && seen >= lo {
+            at_lo = Some(h);
+        }
+        if seen >= hi {
+            at_hi = Some(h);
+            break;
+        }
+    }
+    Some(round((at_lo.unwrap_or(0) + at_hi.unwrap_or(0)) as f64 / 2.0, 2))
 }
 
 /// The stored form of a histogram or of a change to one: the non-zero `hours:cases` pairs,

@@ -81,22 +81,16 @@ pub fn rows_of(sums: BTreeMap<stats::Key, Counters>, hours: HourDeltas) -> (Vec<
         .collect();
     let hours: Vec<HistRow> = hours
         .into_iter()
-        .map(|(k, changes)| {
+        .map(|(k, changes)| HistRow {
+            node: k.node,
+            dim: k.dim.to_owned(),
+            dim_value: k.value,
+            basis: k.basis.code().to_owned(),
+            month: k.month,
             // The median of these hours, for a whole row (`seed-demo`, `rebuild-stats`); a change
             // applied by `q::add` gets the median of the row it changes instead.
-            let mut whole = Histogram::default();
-            for (h, n) in &changes {
-                whole.add(*h, *n);
-            }
-            HistRow {
-                node: k.node,
-                dim: k.dim.to_owned(),
-                dim_value: k.value,
-                basis: k.basis.code().to_owned(),
-                month: k.month,
-                counts: encode_hours(changes),
-                median: whole.median(),
-            }
+            median: stats::median_of(changes.iter().map(|(h, n)| (*h, *n))),
+            counts: encode_hours(changes),
         })
         .collect();
     (rows, hours)
