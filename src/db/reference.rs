@@ -210,17 +210,19 @@ pub fn children(conn: &mut DbConn, code: &str) -> QueryResult<Vec<Jurisdiction>>
 }
 
 /// `(id, name)` of the departments with these ids.
-pub fn department_names(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+pub fn department_names<S: AsRef<str>>(conn: &mut DbConn, ids: &[S]) -> QueryResult<Vec<(String, String)>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
     departments::table.filter(departments::id.eq_any(ids)).select((departments::id, departments::name)).load(conn)
 }
 
 /// `(id, name)` of the programmes among `ids`.
-pub fn programme_names(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+pub fn programme_names<S: AsRef<str>>(conn: &mut DbConn, ids: &[S]) -> QueryResult<Vec<(String, String)>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
     programmes::table.filter(programmes::id.eq_any(ids)).select((programmes::id, programmes::name)).load(conn)
 }

@@ -6,7 +6,7 @@
 //! for combinations of those it is computed from the matching cases themselves. Both give the
 //! same answer; `overdue` is always counted from the open cases, as it moves with the clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
@@ -699,7 +699,7 @@ pub fn breakdown(conn: &mut DbConn, p: &Principal, sq: StatsQuery, by: By) -> Ap
         By::Month if sq.by_due => q::OverdueBy::DueAt,
         By::Month => q::OverdueBy::CreatedAt,
     };
-    let mut overdue: BTreeMap<String, i64> = BTreeMap::new();
+    let mut overdue: HashMap<String, i64> = HashMap::new();
     for (value, n) in q::overdue_counts(conn, &cs, to_db(now()), overdue_by)? {
         let key = match by {
             By::Jurisdiction => value.as_deref().and_then(child_of),
@@ -709,19 +709,19 @@ pub fn breakdown(conn: &mut DbConn, p: &Principal, sq: StatsQuery, by: By) -> Ap
             *overdue.entry(key).or_default() += n;
         }
     }
-    let mut keys: Vec<String> = groups.keys().chain(overdue.keys()).cloned().collect();
-    if by == By::Jurisdiction {
-        keys.extend(children.iter().map(|(c, _, _)| c.clone()));
+    // Every group with kept sums or overdue cases, and every child, in key order.
+    let mut groups = groups;
+    for key in overdue.keys().chain(children.iter().map(|(c, _, _)| c)) {
+        if !groups.contains_key(key) {
+            groups.insert(key.clone(), Acc::default());
+        }
     }
-    keys.sort();
-    keys.dedup();
+    let keys: Vec<&String> = groups.keys().collect();
     let names = names(conn, by, &keys, &children)?;
-    let empty = Acc::default();
     let is_child = |key: &str| children.iter().any(|(c, _, _)| c == key);
-    let groups = keys
+    let groups = groups
         .into_iter()
-        .map(|key| {
-            let acc = groups.get(&key).unwrap_or(&empty);
+        .map(|(key, acc)| {
             let figures = stats::summarize(&acc.counters, acc.median(), overdue.get(&key).copied().unwrap_or(0));
             Group { name: names.get(&key).cloned(), key, figures }
         })
@@ -739,16 +739,16 @@ const NAMES_PER_QUERY: usize = 10_000;
 fn names(
     conn: &mut DbConn,
     by: By,
-    keys: &[String],
+    keys: &[&String],
     children: &[(String, String, String)],
-) -> AppResult<BTreeMap<String, String>> {
-    let mut names = BTreeMap::new();
+) -> AppResult<HashMap<String, String>> {
+    let mut names = HashMap::new();
     match by {
         By::Jurisdiction => {
             for (code, name, _) in children {
                 names.insert(code.clone(), name.clone());
             }
-            let own: Vec<&String> = keys.iter().filter(|k| !names.contains_key(*k)).collect();
+            let own: Vec<&String> = keys.iter().copied().filter(|k| !names.contains_key(*k)).collect();
             for k in own {
                 if let Some(j) = reference::jurisdiction(conn, k)? {
                     names.insert(k.clone(), format!("{}（本级）", j.name));
@@ -764,7 +764,7 @@ fn names(
         By::Category => {
             for k in keys {
                 if let Some(c) = reference::category(conn, k)? {
-                    names.insert(k.clone(), c.name);
+                    names.insert((*k).clone(), c.name);
                 }
             }
         }
