@@ -2,8 +2,8 @@
 -- as the service runs it on PostgreSQL (src/routes/idempotent.rs, src/service/cases.rs::act,
 -- src/db/stats.rs::add): one transaction that claims the key (a savepoint), locks the case, checks the
 -- department and its jurisdiction, writes the version-checked update and the event, re-reads the
--- case, applies the kept-sums delta (30 rows), looks for webhook subscribers and records the
--- answer. Cases to assign come from the table `bench_act (n, case_id, dept_id)` that the harness
+-- case, looks for webhook subscribers, records the answer and, last, applies the kept-sums delta
+-- (30 rows; src/db/stats.rs::add_at_commit). Cases to assign come from the table `bench_act (n, case_id, dept_id)` that the harness
 -- fills with received cases, each taken once: client c takes rows c + 1, c + 1 + N, … (N =
 -- -D nclients). That lookup, folded into the locking read, is the only work the service does not do.
 -- (pgbench reads `:name` as a variable even inside string literals, hence `": null"` in the JSON.)
@@ -48,6 +48,10 @@ SELECT id, ref, kind, title, description, category_code, jurisdiction_code, juri
     first_assigned_at, first_acknowledged_at, responded, resolved_on_time, resolution_secs, overdue_notified_at,
     complainant_email, media_url, address_id, attributes
   FROM cases WHERE id = :a_id LIMIT 1;
+SELECT id, owner_id, owner_kind, owner_role, scope_path, url, events, secret, active, disabled_reason, failing_since,
+       created_at, updated_at FROM webhooks WHERE active = true ORDER BY id;
+UPDATE idempotency_keys SET status = 200, response_body = repeat('x', 1400), response_headers = '[["ETag","\"2\""]]'
+  WHERE principal_id = :user AND key = 'pgba-' || :client_id::text || '-' || :r::text;
 INSERT INTO case_stats (node, dim, dim_value, basis, month, total, dismissed, resolved, completed, on_time, assigned,
     responded, rated, satisfied, resolution_secs)
   SELECT node, dim, dim_value, basis, month, total, 0, 0, 0, 0, 1, 0, 0, 0, 0
@@ -74,8 +78,4 @@ INSERT INTO case_stats (node, dim, dim_value, basis, month, total, dismissed, re
     assigned = case_stats.assigned + excluded.assigned, responded = case_stats.responded + excluded.responded,
     rated = case_stats.rated + excluded.rated, satisfied = case_stats.satisfied + excluded.satisfied,
     resolution_secs = case_stats.resolution_secs + excluded.resolution_secs;
-SELECT id, owner_id, owner_kind, owner_role, scope_path, url, events, secret, active, disabled_reason, failing_since,
-       created_at, updated_at FROM webhooks WHERE active = true ORDER BY id;
-UPDATE idempotency_keys SET status = 200, response_body = repeat('x', 1400), response_headers = '[["ETag","\"2\""]]'
-  WHERE principal_id = :user AND key = 'pgba-' || :client_id::text || '-' || :r::text;
 COMMIT;

@@ -1,7 +1,7 @@
 -- The SQL of one `POST /api/v1/cases` with an Idempotency-Key, as the service runs it on
 -- PostgreSQL (src/routes/idempotent.rs, src/service/cases.rs::create, src/db/stats.rs::add):
--- one transaction: the key's claim (a savepoint, as diesel nests it), the create, and the
--- recorded answer. Run with `pgbench -M prepared` (diesel prepares and caches every statement) and
+-- one transaction: the key's claim (a savepoint, as diesel nests it), the create, the recorded
+-- answer and, last, the kept sums (src/db/stats.rs::add_at_commit). Run with `pgbench -M prepared` (diesel prepares and caches every statement) and
 -- -D user=<bench user id> -D username=<its name>. What the service computes in Rust (ids,
 -- times, the ref, months) is computed here inside the statements it feeds, or gset from the
 -- first read of the transaction, so no statement is added.
@@ -50,6 +50,11 @@ INSERT INTO cases (id, ref, kind, title, description, category_code, jurisdictio
 INSERT INTO case_events (case_id, seq, action, from_status, to_status, actor_id, actor_name, at, note, data)
   VALUES (:j_id, 1, 'create', NULL, 'received', :user, :username, :j_t, NULL,
           '{"category_code":"' || :j_cat::text || '","channel":"hotline","due_at":"' || :c_due::text || 'Z","kind":"complaint"}');
+SELECT id, owner_id, owner_kind, owner_role, scope_path, url, events, secret, active, disabled_reason, failing_since,
+       created_at, updated_at FROM webhooks WHERE active = true ORDER BY id;
+UPDATE idempotency_keys SET status = 201, response_body = repeat('x', 1400),
+    response_headers = '[["Location","/api/v1/cases/' || :j_id::text || '"],["ETag","\"1\""]]'
+  WHERE principal_id = :user AND key = 'pgb-' || :client_id::text || '-' || :r::text;
 INSERT INTO case_stats (node, dim, dim_value, basis, month, total, dismissed, resolved, completed, on_time, assigned,
     responded, rated, satisfied, resolution_secs)
   SELECT node, dim, dim_value, basis, month, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0
@@ -73,9 +78,4 @@ INSERT INTO case_stats (node, dim, dim_value, basis, month, total, dismissed, re
     assigned = case_stats.assigned + excluded.assigned, responded = case_stats.responded + excluded.responded,
     rated = case_stats.rated + excluded.rated, satisfied = case_stats.satisfied + excluded.satisfied,
     resolution_secs = case_stats.resolution_secs + excluded.resolution_secs;
-SELECT id, owner_id, owner_kind, owner_role, scope_path, url, events, secret, active, disabled_reason, failing_since,
-       created_at, updated_at FROM webhooks WHERE active = true ORDER BY id;
-UPDATE idempotency_keys SET status = 201, response_body = repeat('x', 1400),
-    response_headers = '[["Location","/api/v1/cases/' || :j_id::text || '"],["ETag","\"1\""]]'
-  WHERE principal_id = :user AND key = 'pgb-' || :client_id::text || '-' || :r::text;
 COMMIT;

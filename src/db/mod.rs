@@ -339,7 +339,17 @@ where
         DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
         DbConn::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
-    match work(conn) {
+    // Kept-sum deltas wait for the end of the outermost transaction (`stats::add_at_commit`); a
+    // savepoint rolled back drops its own.
+    let _held = (!nested).then(stats::hold_until_commit);
+    let mark = stats::held_mark();
+    let done = work(conn).and_then(|value| {
+        if !nested {
+            stats::write_held(conn)?;
+        }
+        Ok(value)
+    });
+    match done {
         Ok(value) => {
             <DbConn as TransactionManager<DbConn>>::commit_transaction(conn)?;
             Ok(value)
@@ -348,6 +358,7 @@ where
         // error worth answering is the one that made the work fail. SQLite, for one, may already
         // have rolled back by itself after SQLITE_FULL, so its ROLLBACK fails.
         Err(err) => {
+            stats::forget_since(mark);
             if let Err(rollback) = <DbConn as TransactionManager<DbConn>>::rollback_transaction(conn) {
                 tracing::warn!(error = %rollback, "rollback after a failed unit of work failed");
                 discard(conn);

@@ -1,5 +1,6 @@
 //! Queries on the kept statistics sums and on the open cases they cannot keep (overdue).
 
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
@@ -29,6 +30,22 @@ pub struct StatRow {
     pub rated: i64,
     pub satisfied: i64,
     pub resolution_secs: i64,
+}
+
+impl StatRow {
+    /// Adds another delta's counters to this one's.
+    fn add_counters(&mut self, r: &StatRow) {
+        self.total += r.total;
+        self.dismissed += r.dismissed;
+        self.resolved += r.resolved;
+        self.completed += r.completed;
+        self.on_time += r.on_time;
+        self.assigned += r.assigned;
+        self.responded += r.responded;
+        self.rated += r.rated;
+        self.satisfied += r.satisfied;
+        self.resolution_secs += r.resolution_secs;
+    }
 }
 
 /// A row of the resolution-hour histogram: one kept-sums key's non-empty hours, `hours:cases`
@@ -89,6 +106,103 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
         add_to_histogram(conn, change)?;
     }
     Ok(())
+}
+
+/// Kept-sum deltas held back until their write transaction commits (see [`add_at_commit`]).
+#[derive(Default)]
+struct Deferred {
+    /// Inside an outermost [`super::write_tx`] of this thread.
+    open: bool,
+    batches: Vec<(Vec<StatRow>, Vec<HistRow>)>,
+}
+
+thread_local! {
+    /// A unit of work runs on one thread from `BEGIN` to `COMMIT` (one `web::block`), so the
+    /// deltas of its transaction are this thread's.
+    static DEFERRED: std::cell::RefCell<Deferred> = std::cell::RefCell::default();
+}
+
+/// Adds deltas to the kept sums when the caller's write transaction commits, or now outside of
+/// one. Every create and action adds to the same few rows (its province's, city's and county's
+/// counters), and an upsert locks them until the commit: written first, they were held for the
+/// rest of the transaction (the event, the webhook subscribers, the recorded answer) and queued
+/// every concurrent writer behind them. Written last, they are held for the commit only.
+pub fn add_at_commit(conn: &mut DbConn, rows: Vec<StatRow>, hours: Vec<HistRow>) -> QueryResult<()> {
+    let held = DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        if !d.open {
+            return Some((rows, hours));
+        }
+        d.batches.push((rows, hours));
+        None
+    });
+    match held {
+        Some((rows, hours)) => add(conn, &rows, &hours),
+        None => Ok(()),
+    }
+}
+
+/// The outermost write transaction of this thread began: deltas are held from now on, until the
+/// returned guard is dropped (after the commit or the rollback).
+pub(super) fn hold_until_commit() -> HoldGuard {
+    DEFERRED.with(|d| *d.borrow_mut() = Deferred { open: true, batches: Vec::new() });
+    HoldGuard
+}
+
+/// Ends the holding of [`hold_until_commit`], dropping whatever was not written.
+pub(super) struct HoldGuard;
+
+impl Drop for HoldGuard {
+    fn drop(&mut self) {
+        DEFERRED.with(|d| *d.borrow_mut() = Deferred::default());
+    }
+}
+
+/// How many batches are held: a savepoint's mark, to [`forget_since`] on its rollback.
+pub(super) fn held_mark() -> usize {
+    DEFERRED.with(|d| d.borrow().batches.len())
+}
+
+/// Drops the batches held since `mark` (their savepoint was rolled back).
+pub(super) fn forget_since(mark: usize) {
+    DEFERRED.with(|d| d.borrow_mut().batches.truncate(mark));
+}
+
+/// Writes the held deltas, just before the commit: merged per key (a transaction that changes
+/// several cases adds to many rows twice, and one PostgreSQL upsert cannot change a row twice),
+/// in key order, so concurrent transactions lock shared rows in the same order.
+pub(super) fn write_held(conn: &mut DbConn) -> QueryResult<()> {
+    let batches = DEFERRED.with(|d| std::mem::take(&mut d.borrow_mut().batches));
+    if batches.is_empty() {
+        return Ok(());
+    }
+    type RowKey = (String, String, String, String, String);
+    let key = |node: &str, dim: &str, value: &str, basis: &str, month: &str| -> RowKey {
+        (node.to_owned(), dim.to_owned(), value.to_owned(), basis.to_owned(), month.to_owned())
+    };
+    let mut sums: BTreeMap<RowKey, StatRow> = BTreeMap::new();
+    let mut hours: BTreeMap<RowKey, (HistRow, Histogram)> = BTreeMap::new();
+    for (rows, changes) in batches {
+        for r in rows {
+            match sums.entry(key(&r.node, &r.dim, &r.dim_value, &r.basis, &r.month)) {
+                Entry::Vacant(v) => {
+                    v.insert(r);
+                }
+                Entry::Occupied(mut o) => o.get_mut().add_counters(&r),
+            }
+        }
+        for h in changes {
+            let k = key(&h.node, &h.dim, &h.dim_value, &h.basis, &h.month);
+            let (_, merged) = hours.entry(k).or_insert_with(|| (h.clone(), Histogram::default()));
+            merged.add_stored(&h.counts, 1).map_err(|e| corrupt(&h.node, &e))?;
+        }
+    }
+    let rows: Vec<StatRow> = sums.into_values().collect();
+    let hours: Vec<HistRow> = hours
+        .into_values()
+        .map(|(row, merged)| HistRow { counts: encode_hours(merged.entries()), ..row })
+        .collect();
+    add(conn, &rows, &hours)
 }
 
 /// Applies one key's histogram change. The row is made to exist, then read under a row lock

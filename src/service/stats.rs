@@ -47,14 +47,14 @@ pub fn facts_of(case: &Case) -> AppResult<Facts> {
     })
 }
 
-/// Keeps the sums in step with a case that was created (`before` = `None`) or changed. Runs in
-/// the caller's transaction.
+/// Keeps the sums in step with a case that was created (`before` = `None`) or changed, in the
+/// caller's transaction, as its last writes (`q::add_at_commit`).
 pub fn record_change(conn: &mut DbConn, before: Option<&Case>, after: &Case) -> AppResult<()> {
     let before = before.map(facts_of).transpose()?;
     let after = facts_of(after)?;
     let (sums, hours) = stats::delta(before.as_ref(), &after);
     let (rows, hours) = rows_of(sums, hours);
-    Ok(q::add(conn, &rows, &hours)?)
+    Ok(q::add_at_commit(conn, rows, hours)?)
 }
 
 /// The stored rows for kept-sum deltas (as made by `stats::delta`).
