@@ -198,10 +198,8 @@ pub(super) fn write_held(conn: &mut DbConn) -> QueryResult<()> {
         }
     }
     let rows: Vec<StatRow> = sums.into_values().collect();
-    let hours: Vec<HistRow> = hours
-        .into_values()
-        .map(|(row, merged)| HistRow { counts: encode_hours(merged.entries()), ..row })
-        .collect();
+    let hours: Vec<HistRow> =
+        hours.into_values().map(|(row, merged)| HistRow { counts: encode_hours(merged.entries()), ..row }).collect();
     add(conn, &rows, &hours)
 }
 
