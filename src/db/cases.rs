@@ -41,7 +41,7 @@ pub fn next_ref_number(conn: &mut DbConn, prefix: &str) -> QueryResult<i64> {
         .do_update()
         .set(r::last.eq(r::last + 1_i64));
     match conn {
-        DbConn::Pg(c) => upsert.returning(r::last).get_result(c),
+        DbConn::Pg(c) => super::Prepared(upsert.returning(r::last)).get_result(c),
         DbConn::Sqlite(c) => upsert.returning(r::last).get_result(c),
     }
 }
@@ -58,9 +58,13 @@ pub fn update_lifecycle(
     expected_version: i64,
     changes: &CaseLifecycleChanges,
 ) -> QueryResult<bool> {
-    let n = diesel::update(cases::table.filter(cases::id.eq(id)).filter(cases::version.eq(expected_version)))
-        .set(changes)
-        .execute(conn)?;
+    let update =
+        diesel::update(cases::table.filter(cases::id.eq(id)).filter(cases::version.eq(expected_version))).set(changes);
+    // Every column is written (`treat_none_as_null`): one text, prepared on PostgreSQL.
+    let n = match conn {
+        DbConn::Pg(c) => super::Prepared(update.returning(cases::version)).run::<i64>(c)?,
+        DbConn::Sqlite(c) => update.execute(c)?,
+    };
     Ok(n == 1)
 }
 

@@ -63,6 +63,10 @@ pub struct HistRow {
     pub median: Option<f64>,
 }
 
+/// The most rows of kept sums one upsert takes as a prepared statement (one statement per row
+/// count; a transaction that changes many cases writes them unprepared).
+const PREPARED_ROWS: usize = 64;
+
 /// Adds deltas to the kept sums (one statement per table on PostgreSQL, one per row on SQLite)
 /// and to the histograms (read, changed and written back per key, under the row's lock).
 pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResult<()> {
@@ -70,7 +74,7 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
     // PostgreSQL takes all rows in one statement (one round trip); SQLite cannot batch an upsert,
     // and runs in-process, so it takes them one by one from its statement cache.
     macro_rules! upsert_sums {
-        ($c:expr, $rows:expr) => {
+        ($rows:expr) => {
             diesel::insert_into(s::case_stats)
                 .values($rows)
                 .on_conflict((s::node, s::dim, s::dim_value, s::basis, s::month))
@@ -87,18 +91,21 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
                     s::satisfied.eq(s::satisfied + excluded(s::satisfied)),
                     s::resolution_secs.eq(s::resolution_secs + excluded(s::resolution_secs)),
                 ))
-                .execute($c)
         };
     }
     match conn {
+        // A create writes 24 rows, an action up to 30: a few shapes, each prepared once.
+        DbConn::Pg(c) if !rows.is_empty() && rows.len() <= PREPARED_ROWS => {
+            super::Prepared(upsert_sums!(rows).returning(s::total)).run::<i64>(c)?;
+        }
         DbConn::Pg(c) => {
             if !rows.is_empty() {
-                upsert_sums!(c, rows)?;
+                upsert_sums!(rows).execute(c)?;
             }
         }
         DbConn::Sqlite(c) => {
             for row in rows {
-                upsert_sums!(c, row)?;
+                upsert_sums!(row).execute(c)?;
             }
         }
     }
@@ -222,7 +229,8 @@ fn add_to_histogram(conn: &mut DbConn, change: &HistRow) -> QueryResult<()> {
     }
     let stored: String = match conn {
         DbConn::Pg(c) => {
-            diesel::insert_into(h::case_stats_histogram).values(&fresh).on_conflict_do_nothing().execute(c)?;
+            let make = diesel::insert_into(h::case_stats_histogram).values(&fresh).on_conflict_do_nothing();
+            super::Prepared(make.returning(h::node)).run::<String>(c)?;
             key!().select(h::counts).for_update().first(c)?
         }
         DbConn::Sqlite(c) => {
@@ -236,7 +244,11 @@ fn add_to_histogram(conn: &mut DbConn, change: &HistRow) -> QueryResult<()> {
         .and_then(|()| histogram.add_stored(&change.counts, 1))
         .map_err(|e| corrupt(&change.node, &e))?;
     let counts = encode_hours(histogram.entries());
-    diesel::update(key!()).set((h::counts.eq(counts), h::median.eq(histogram.median()))).execute(conn)?;
+    let write = diesel::update(key!()).set((h::counts.eq(counts), h::median.eq(histogram.median())));
+    match conn {
+        DbConn::Pg(c) => super::Prepared(write.returning(h::node)).run::<String>(c)?,
+        DbConn::Sqlite(c) => write.execute(c)?,
+    };
     Ok(())
 }
 

@@ -125,13 +125,15 @@ pub fn claim(conn: &mut DbConn, principal: &str, key: &str, hash: &str, now: Dat
 /// Records the answer of a claimed key (in the transaction of the work).
 pub fn complete(conn: &mut DbConn, principal: &str, key: &str, answer: &Stored) -> AppResult<()> {
     let headers = serde_json::to_string(&answer.headers).unwrap_or_else(|_| "[]".to_owned());
-    diesel::update(k::idempotency_keys.find((principal, key)))
-        .set((
-            k::status.eq(Some(i32::from(answer.status))),
-            k::response_body.eq(Some(&answer.body)),
-            k::response_headers.eq(Some(headers)),
-        ))
-        .execute(conn)?;
+    let update = diesel::update(k::idempotency_keys.find((principal, key))).set((
+        k::status.eq(Some(i32::from(answer.status))),
+        k::response_body.eq(Some(&answer.body)),
+        k::response_headers.eq(Some(headers)),
+    ));
+    match conn {
+        DbConn::Pg(c) => crate::db::Prepared(update.returning(k::key)).run::<String>(c)?,
+        DbConn::Sqlite(c) => update.execute(c)?,
+    };
     Ok(())
 }
 
