@@ -1,22 +1,21 @@
 -- The SQL of one `POST /api/v1/cases/{id}/actions/assign` with If-Match and an Idempotency-Key,
 -- as the service runs it on PostgreSQL (src/routes/idempotent.rs, src/service/cases.rs::act,
--- src/db/stats.rs::add): one transaction that claims the key (a savepoint), locks the case, checks the
--- department and its jurisdiction, writes the version-checked update and the event, re-reads the
--- case, looks for webhook subscribers, records the answer and, last, applies the kept-sums delta
--- (30 rows; src/db/stats.rs::add_at_commit). Cases to assign come from the table `bench_act (n, case_id, dept_id)` that the harness
--- fills with received cases, each taken once: client c takes rows c + 1, c + 1 + N, … (N =
--- -D nclients). That lookup, folded into the locking read, is the only work the service does not do.
+-- src/db/stats.rs::add_at_commit): one transaction that claims the key, locks the case, checks
+-- the department and its jurisdiction, writes the version-checked update and the event, re-reads
+-- the case, looks for webhook subscribers, records the answer and, last, applies the kept-sums
+-- delta (30 rows). Cases to assign come from the table `bench_act (n, case_id, dept_id)` that the
+-- harness fills with received cases, each taken once: client c takes rows c + 1, c + 1 + N, …
+-- (N = -D nclients). That lookup, folded into the locking read, is the only work the service does
+-- not do.
 -- (pgbench reads `:name` as a variable even inside string literals, hence `": null"` in the JSON.)
 \set seq :seq + 1
 \set n 1 + :client_id + :nclients * (:seq - 1)
 \set r random(1, 9223372036854775806)
 BEGIN;
-SAVEPOINT diesel_savepoint_1;
 INSERT INTO idempotency_keys (principal_id, key, request_hash, claimed_at, created_at, expires_at)
   VALUES (:user, 'pgba-' || :client_id::text || '-' || :r::text, md5(:r::text || 'a') || md5(:r::text || 'b'),
           now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', (now() AT TIME ZONE 'UTC') + interval '24 hours')
   ON CONFLICT DO NOTHING;
-RELEASE SAVEPOINT diesel_savepoint_1;
 SELECT id, ref, kind, title, description, category_code, jurisdiction_code, jurisdiction_path, programme_id,
     channel, priority, complainant_name, complainant_phone, location_address, location_lat, location_lon, status, outcome,
     department_id, assignee_id, due_at, acknowledged_at, resolved_at, resolved_by, resolution, verified_at, closed_at,

@@ -1,22 +1,21 @@
 -- The SQL of one `POST /api/v1/cases` with an Idempotency-Key, as the service runs it on
--- PostgreSQL (src/routes/idempotent.rs, src/service/cases.rs::create, src/db/stats.rs::add):
--- one transaction: the key's claim (a savepoint, as diesel nests it), the create, the recorded
--- answer and, last, the kept sums (src/db/stats.rs::add_at_commit). Run with `pgbench -M prepared` (diesel prepares and caches every statement) and
--- -D user=<bench user id> -D username=<its name>. What the service computes in Rust (ids,
--- times, the ref, months) is computed here inside the statements it feeds, or gset from the
--- first read of the transaction, so no statement is added.
+-- PostgreSQL (src/routes/idempotent.rs, src/service/cases.rs::create,
+-- src/db/stats.rs::add_at_commit): one transaction: the key's claim, the create, the recorded
+-- answer and, last, the kept sums. Run with `pgbench -M prepared` (the service prepares every
+-- statement of this path, see `db::Prepared`) and -D user=<bench user id> -D username=<its
+-- name>. What the service computes in Rust (ids, times, the ref, months) is computed here inside
+-- the statements it feeds, or gset from the first read of the transaction, so no statement is
+-- added.
 \set c random(1, 16)
 \set k random(1, 8)
 \set n random(1, 10)
 \set cat random(1, 10)
 \set r random(1, 9223372036854775806)
 BEGIN;
-SAVEPOINT diesel_savepoint_1;
 INSERT INTO idempotency_keys (principal_id, key, request_hash, claimed_at, created_at, expires_at)
   VALUES (:user, 'pgb-' || :client_id::text || '-' || :r::text, md5(:r::text || 'a') || md5(:r::text || 'b'),
           now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', (now() AT TIME ZONE 'UTC') + interval '24 hours')
   ON CONFLICT DO NOTHING;
-RELEASE SAVEPOINT diesel_savepoint_1;
 SELECT code, name, parent_code, path, depth, created_at, updated_at,
        (SELECT substr(x, 1, 8) || '-' || substr(x, 9, 4) || '-7' || substr(x, 14, 3) || '-8' || substr(x, 18, 3) || '-' || substr(x, 21, 12)
           FROM (SELECT lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') || md5(random()::text) AS x) s) AS id,

@@ -12,7 +12,7 @@ use super::reference::{visible_jurisdiction, visible_programme};
 use super::{encode_cursor, Page, PageRequest};
 use crate::db::cases::{self as q, CaseFilter};
 use crate::db::models::{Case, CaseEvent, CaseLifecycleChanges};
-use crate::db::{reference, users, write_tx, DbConn};
+use crate::db::{join_tx, reference, users, write_tx, DbConn};
 use crate::domain::access::{upper_bound, Principal};
 use crate::domain::input::{is_email, is_phone, is_web_url, need, Input, Query};
 use crate::domain::lifecycle::{self, allowed_actions, CaseState, Command, EventDraft};
@@ -336,7 +336,7 @@ impl NewCase {
 /// given, and records the `create` event — all in one transaction.
 pub fn create(conn: &mut DbConn, p: &Principal, new: NewCase) -> AppResult<CaseView> {
     p.require_case_intake()?;
-    write_tx(conn, |conn| {
+    join_tx(conn, |conn| {
         let mut errors = Vec::new();
         let jurisdiction = visible_jurisdiction(conn, p, &new.jurisdiction_code).ok();
         if jurisdiction.is_none() {
@@ -657,7 +657,7 @@ pub fn act(
     cmd: Command,
     response_window: Duration,
 ) -> AppResult<CaseView> {
-    write_tx(conn, |conn| {
+    join_tx(conn, |conn| {
         let case = readable(q::get_for_update(conn, id)?, p)?;
         if let Some(cond) = &if_match {
             if !cond.matches(case.version) {

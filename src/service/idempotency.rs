@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::db::schema::idempotency_keys::dsl as k;
-use crate::db::{write_tx, DbConn};
+use crate::db::{join_tx, DbConn};
 use crate::domain::util::to_db;
 use crate::error::AppResult;
 
@@ -63,7 +63,7 @@ pub fn is_key(key: &str) -> bool {
 
 /// Claims `key` for the caller, or says why not.
 pub fn claim(conn: &mut DbConn, principal: &str, key: &str, hash: &str, now: DateTime<Utc>) -> AppResult<Claim> {
-    write_tx(conn, |conn| {
+    join_tx(conn, |conn| {
         let row = (
             k::principal_id.eq(principal),
             k::key.eq(key),

@@ -424,16 +424,14 @@ fn tx(db: &Db, p: &Prepared, work: impl FnOnce() -> Result<(), String>) -> Resul
     }
 }
 
-/// The Idempotency-Key claim, the first statement of the work's transaction, in a savepoint as
-/// diesel nests it (`src/service/idempotency.rs`, `src/routes/idempotent.rs`).
+/// The Idempotency-Key claim, the first statement of the work's transaction
+/// (`src/service/idempotency.rs`, `src/routes/idempotent.rs`).
 fn claim(db: &Db, p: &Prepared, s: &Shared, rng: &mut Rng) -> Result<String, String> {
     let key = format!("limit-{:016x}{:016x}", rng.next(), rng.next());
     let hash = format!("{:016x}{:016x}{:016x}{:016x}", rng.next(), rng.next(), rng.next(), rng.next());
     let t = unix_micros();
     let (now, expires) = (db_time(t), db_time(t + 86_400 * 1_000_000));
-    db.exec("SAVEPOINT diesel_savepoint_1")?;
     db.run(&p.idem_claim, &[V::T(&s.user_id), V::T(&key), V::T(&hash), V::T(&now), V::T(&now), V::T(&expires)])?;
-    db.exec("RELEASE SAVEPOINT diesel_savepoint_1")?;
     Ok(key)
 }
 
