@@ -42,7 +42,7 @@ pub fn next_ref_number(conn: &mut DbConn, prefix: &str) -> QueryResult<i64> {
         .set(r::last.eq(r::last + 1_i64));
     match conn {
         DbConn::Pg(c) => super::Prepared(upsert.returning(r::last)).get_result(c),
-        DbConn::Sqlite(c) => upsert.returning(r::last).get_result(c),
+        DbConn::Sqlite(c) => super::Prepared(upsert.returning(r::last)).get_result(c),
     }
 }
 
@@ -60,10 +60,10 @@ pub fn update_lifecycle(
 ) -> QueryResult<bool> {
     let update =
         diesel::update(cases::table.filter(cases::id.eq(id)).filter(cases::version.eq(expected_version))).set(changes);
-    // Every column is written (`treat_none_as_null`): one text, prepared on PostgreSQL.
+    // Every column is written (`treat_none_as_null`): one text, prepared once.
     let n = match conn {
-        DbConn::Pg(c) => super::Prepared(update.returning(cases::version)).run::<i64>(c)?,
-        DbConn::Sqlite(c) => update.execute(c)?,
+        DbConn::Pg(c) => super::Prepared(update.returning(cases::version)).run::<i64, _>(c)?,
+        DbConn::Sqlite(c) => super::Prepared(update.returning(cases::version)).run::<i64, _>(c)?,
     };
     Ok(n == 1)
 }

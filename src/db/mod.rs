@@ -21,8 +21,8 @@ pub mod webhooks;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+use diesel::backend::Backend as SqlBackend;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
-use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::r2d2::{self, ManageConnection};
 use diesel::{Connection, ConnectionError, PgConnection, QueryResult, RunQueryDsl, SqliteConnection};
@@ -317,21 +317,21 @@ impl From<diesel::result::Error> for Migrate {
     }
 }
 
-/// A statement diesel will not prepare — an `UPDATE`, an upsert, a multi-row insert — run on
-/// PostgreSQL as a prepared one, cached per connection under its SQL text. diesel declines these
-/// because their text can vary with their values; the ones wrapped here have a few fixed shapes
-/// (fixed columns; a bounded number of rows), so each shape is parsed and planned once per
-/// connection instead of once per request. On the write path that was about 0.4 ms of
-/// PostgreSQL's CPU per create (docs/BENCHMARKS.md, change 18).
+/// A statement diesel will not prepare — an `UPDATE`, an upsert, a multi-row insert — run as a
+/// prepared one, cached per connection under its SQL text. diesel declines these because their
+/// text can vary with their values; the ones wrapped here have a few fixed shapes (fixed columns;
+/// a bounded number of rows), so each shape is compiled once per connection instead of once per
+/// request: on PostgreSQL about 0.3 ms of the server's CPU per create, on SQLite the compiling of
+/// some thirty statements (docs/BENCHMARKS.md, changes 18 and 20).
 #[derive(Debug, Clone, Copy)]
 pub struct Prepared<Q>(pub Q);
 
-impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Prepared<Q> {
-    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+impl<Q: QueryFragment<DB>, DB: SqlBackend> QueryFragment<DB> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         self.0.walk_ast(pass)
     }
 
-    fn is_safe_to_cache_prepared(&self, _: &Pg) -> QueryResult<bool> {
+    fn is_safe_to_cache_prepared(&self, _: &DB) -> QueryResult<bool> {
         Ok(true)
     }
 }
@@ -345,16 +345,16 @@ impl<Q: Query> Query for Prepared<Q> {
     type SqlType = Q::SqlType;
 }
 
-impl<Q> RunQueryDsl<PgConnection> for Prepared<Q> {}
+impl<Q, C> RunQueryDsl<C> for Prepared<Q> {}
 
 impl<Q> Prepared<Q> {
     /// Runs the statement, which has a `RETURNING` clause of one column of type `U`, and gives the
     /// number of rows it returned (wrote). Loaded rather than executed: diesel hands an executed
     /// statement to its cache by reference, and a reference asks the statement itself whether it
     /// may be cached.
-    pub fn run<'q, U>(self, conn: &mut PgConnection) -> QueryResult<usize>
+    pub fn run<'q, U, C>(self, conn: &mut C) -> QueryResult<usize>
     where
-        Self: diesel::query_dsl::LoadQuery<'q, PgConnection, U>,
+        Self: diesel::query_dsl::LoadQuery<'q, C, U>,
     {
         Ok(self.load::<U>(conn)?.len())
     }

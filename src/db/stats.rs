@@ -96,7 +96,7 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
     match conn {
         // A create writes 24 rows, an action up to 30: a few shapes, each prepared once.
         DbConn::Pg(c) if !rows.is_empty() && rows.len() <= PREPARED_ROWS => {
-            super::Prepared(upsert_sums!(rows).returning(s::total)).run::<i64>(c)?;
+            super::Prepared(upsert_sums!(rows).returning(s::total)).run::<i64, _>(c)?;
         }
         DbConn::Pg(c) => {
             if !rows.is_empty() {
@@ -105,7 +105,7 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
         }
         DbConn::Sqlite(c) => {
             for row in rows {
-                upsert_sums!(row).execute(c)?;
+                super::Prepared(upsert_sums!(row).returning(s::total)).run::<i64, _>(c)?;
             }
         }
     }
@@ -227,14 +227,19 @@ fn add_to_histogram(conn: &mut DbConn, change: &HistRow) -> QueryResult<()> {
                 .filter(h::month.eq(&change.month))
         };
     }
+    // The row made to exist, if it does not (returns it only when made).
+    macro_rules! make {
+        () => {
+            diesel::insert_into(h::case_stats_histogram).values(&fresh).on_conflict_do_nothing()
+        };
+    }
     let stored: String = match conn {
         DbConn::Pg(c) => {
-            let make = diesel::insert_into(h::case_stats_histogram).values(&fresh).on_conflict_do_nothing();
-            super::Prepared(make.returning(h::node)).run::<String>(c)?;
+            super::Prepared(make!().returning(h::node)).run::<String, _>(c)?;
             key!().select(h::counts).for_update().first(c)?
         }
         DbConn::Sqlite(c) => {
-            diesel::insert_into(h::case_stats_histogram).values(&fresh).on_conflict_do_nothing().execute(c)?;
+            super::Prepared(make!().returning(h::node)).run::<String, _>(c)?;
             key!().select(h::counts).first(c)?
         }
     };
@@ -246,8 +251,8 @@ fn add_to_histogram(conn: &mut DbConn, change: &HistRow) -> QueryResult<()> {
     let counts = encode_hours(histogram.entries());
     let write = diesel::update(key!()).set((h::counts.eq(counts), h::median.eq(histogram.median())));
     match conn {
-        DbConn::Pg(c) => super::Prepared(write.returning(h::node)).run::<String>(c)?,
-        DbConn::Sqlite(c) => write.execute(c)?,
+        DbConn::Pg(c) => super::Prepared(write.returning(h::node)).run::<String, _>(c)?,
+        DbConn::Sqlite(c) => super::Prepared(write.returning(h::node)).run::<String, _>(c)?,
     };
     Ok(())
 }

@@ -131,8 +131,8 @@ pub fn complete(conn: &mut DbConn, principal: &str, key: &str, answer: &Stored) 
         k::response_headers.eq(Some(headers)),
     ));
     match conn {
-        DbConn::Pg(c) => crate::db::Prepared(update.returning(k::key)).run::<String>(c)?,
-        DbConn::Sqlite(c) => update.execute(c)?,
+        DbConn::Pg(c) => crate::db::Prepared(update.returning(k::key)).run::<String, _>(c)?,
+        DbConn::Sqlite(c) => crate::db::Prepared(update.returning(k::key)).run::<String, _>(c)?,
     };
     Ok(())
 }
