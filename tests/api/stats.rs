@@ -770,22 +770,12 @@ fn concurrent_writers_keep_exact_sums(b: Backend) {
                 for i in 0..3 {
                     let key = format!("concurrent-{t}-{i}");
                     let body = w.complaint(&format!("并发 {t}-{i}"));
-                    let first = w.app.call(
-                        "POST",
-                        "/api/v1/cases",
-                        Some(&w.supervisor),
-                        Some(&body),
-                        &[("Idempotency-Key", key.as_str())],
-                    );
-                    let id = first.expect(201)["id"].as_str().expect("id").to_owned();
-                    let again = w.app.call(
-                        "POST",
-                        "/api/v1/cases",
-                        Some(&w.supervisor),
-                        Some(&body),
-                        &[("Idempotency-Key", key.as_str())],
-                    );
-                    assert_eq!(again.expect(201)["id"], id.as_str(), "a replay answers the first create");
+                    let create = || {
+                        let headers = [("Idempotency-Key", key.as_str())];
+                        w.app.call("POST", "/api/v1/cases", Some(&w.supervisor), Some(&body), &headers)
+                    };
+                    let id = create().expect(201)["id"].as_str().expect("id").to_owned();
+                    assert_eq!(create().expect(201)["id"], id.as_str(), "a replay answers the first create");
                     w.ok(&w.supervisor, &id, "assign", json!({"department_id": w.water}));
                     if i != 1 {
                         w.ok(&w.water_worker, &id, "resolve", json!({"resolution": "已修复"}));
