@@ -329,10 +329,7 @@ macro_rules! kept_rows {
         let f: &RowFilter = $f;
         let mut q = $from.select($select).filter($t::dim.eq(f.dim)).filter($t::basis.eq(f.basis)).into_boxed();
         match f.nodes.as_deref() {
-            // One node as an equality, not a one-element list: PostgreSQL then carries it into
-            // the joined histogram's key and reads both tables as one range each (a hash join,
-            // 0.7 ms for a province's 1,024 departments) instead of probing the histogram once
-            // per row (2.6 ms).
+            // One node as an equality: a plain range of the primary key.
             Some([node]) => q = q.filter($t::node.eq(node.clone())),
             Some(nodes) => q = q.filter($t::node.eq_any(nodes.to_vec())),
             None => {}
@@ -356,22 +353,6 @@ macro_rules! kept_rows {
 /// The kept sums matching `f`.
 pub fn sums(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<StatRow>> {
     kept_rows!(case_stats, case_stats::table, f, StatRow::as_select()).load(conn)
-}
-
-/// The kept sums matching `f`, each with the stored median of the histogram under the same key
-/// (`None` where there is none, or it holds no case): one read where the counters and the hours
-/// of a question are the same rows (departments and programmes, all time).
-pub fn sums_with_medians(conn: &mut DbConn, f: &RowFilter) -> QueryResult<Vec<(StatRow, Option<f64>)>> {
-    use case_stats_histogram::dsl as h;
-    let joined = case_stats::table.left_join(
-        h::case_stats_histogram.on(h::node
-            .eq(case_stats::node)
-            .and(h::dim.eq(case_stats::dim))
-            .and(h::dim_value.eq(case_stats::dim_value))
-            .and(h::basis.eq(case_stats::basis))
-            .and(h::month.eq(case_stats::month))),
-    );
-    kept_rows!(case_stats, joined, f, (StatRow::as_select(), h::median.nullable())).load(conn)
 }
 
 /// The kept hour histograms matching `f` (those holding any case).

@@ -493,26 +493,6 @@ fn from_sums(
     key: impl Fn(&str, &str, &str) -> Option<String>,
 ) -> AppResult<BTreeMap<String, Acc>> {
     let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
-    if medians == Medians::Stored && kept.sums == kept.hours {
-        // Counters and hours are the same rows (departments and programmes, all time): one read,
-        // which answers whenever every group is one row.
-        let mut rows = 0;
-        for (r, median) in q::sums_with_medians(conn, &kept.sums)? {
-            if let Some(k) = key(&r.node, &r.dim_value, &r.month) {
-                let acc = groups.entry(k).or_default();
-                acc.counters.add(&counters_of(&r), 1);
-                acc.stored_median = Some(median);
-                rows += 1;
-            }
-        }
-        // A group with resolved cases and no stored median is read from its hours (a row written
-        // without one), like a group of several rows.
-        let answered = groups.values().all(|a| a.counters.resolved == 0 || a.stored_median.flatten().is_some());
-        if rows == groups.len() && answered {
-            return Ok(groups);
-        }
-        groups.clear();
-    }
     for r in q::sums(conn, &kept.sums)? {
         if let Some(k) = key(&r.node, &r.dim_value, &r.month) {
             groups.entry(k).or_default().counters.add(&counters_of(&r), 1);
