@@ -285,9 +285,7 @@ fn seed_all(
                 satisfaction: case.satisfaction.as_deref().and_then(Satisfaction::parse),
             };
             let (s, h) = stats::delta(None, &facts);
-            for (k, c) in s {
-                sums.entry(k).or_default().add(&c, 1);
-            }
+            stats::add_sums(&mut sums, s);
             stats::add_hours(&mut hours, h);
             events.extend(evs);
             batch.push(case);
@@ -302,7 +300,7 @@ fn seed_all(
         progress(done);
     }
     report.cases = done;
-    let (stat_rows, histogram_rows) = crate::service::stats::rows_of(sums, hours);
+    let (stat_rows, histogram_rows) = crate::db::stats::rows_of(sums, hours);
     write_tx(conn, |conn| {
         // The database had no cases, so its kept sums (if any rows) add up to nothing: replace
         // them whole with plain inserts instead of one upsert per row.

@@ -61,11 +61,7 @@ pub fn update_lifecycle(
     let update =
         diesel::update(cases::table.filter(cases::id.eq(id)).filter(cases::version.eq(expected_version))).set(changes);
     // Every column is written (`treat_none_as_null`): one text, prepared once.
-    let n = match conn {
-        DbConn::Pg(c) => super::Prepared(update.returning(cases::version)).run::<i64, _>(c)?,
-        DbConn::Sqlite(c) => super::Prepared(update.returning(cases::version)).run::<i64, _>(c)?,
-    };
-    Ok(n == 1)
+    Ok(super::Prepared(update.returning(cases::version)).run_on::<i64>(conn)? == 1)
 }
 
 /// Appends an event.

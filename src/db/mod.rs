@@ -358,6 +358,17 @@ impl<Q> Prepared<Q> {
     {
         Ok(self.load::<U>(conn)?.len())
     }
+
+    /// [`Prepared::run`] on whichever database the connection is.
+    pub fn run_on<'q, U>(self, conn: &mut DbConn) -> QueryResult<usize>
+    where
+        Self: diesel::query_dsl::LoadQuery<'q, PgConnection, U> + diesel::query_dsl::LoadQuery<'q, SqliteConnection, U>,
+    {
+        match conn {
+            DbConn::Pg(c) => self.run(c),
+            DbConn::Sqlite(c) => self.run(c),
+        }
+    }
 }
 
 /// Runs `work` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so a transaction that reads and

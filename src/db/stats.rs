@@ -1,6 +1,5 @@
 //! Queries on the kept statistics sums and on the open cases they cannot keep (overdue).
 
-use std::collections::btree_map::{BTreeMap, Entry};
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
@@ -9,7 +8,7 @@ use diesel::upsert::excluded;
 
 use super::schema::{case_stats, case_stats_histogram, cases, jurisdictions};
 use super::DbConn;
-use crate::domain::stats::{encode_hours, Histogram};
+use crate::domain::stats::{self as domain, encode_hours, median_of, Histogram, HourDeltas, SumDeltas};
 
 /// A row of kept sums.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -32,22 +31,6 @@ pub struct StatRow {
     pub resolution_secs: i64,
 }
 
-impl StatRow {
-    /// Adds another delta's counters to this one's.
-    fn add_counters(&mut self, r: &StatRow) {
-        self.total += r.total;
-        self.dismissed += r.dismissed;
-        self.resolved += r.resolved;
-        self.completed += r.completed;
-        self.on_time += r.on_time;
-        self.assigned += r.assigned;
-        self.responded += r.responded;
-        self.rated += r.rated;
-        self.satisfied += r.satisfied;
-        self.resolution_secs += r.resolution_secs;
-    }
-}
-
 /// A row of the resolution-hour histogram: one kept-sums key's non-empty hours, `hours:cases`
 /// pairs (see `domain::stats::encode_hours`), and their median. As a delta for [`add`], the
 /// changes to the hours (the median is then worked out anew from the row they change).
@@ -61,6 +44,45 @@ pub struct HistRow {
     pub month: String,
     pub counts: String,
     pub median: Option<f64>,
+}
+
+/// The stored rows for kept-sum deltas (as made by `domain::stats::delta`), in key order.
+pub fn rows_of(sums: SumDeltas, hours: HourDeltas) -> (Vec<StatRow>, Vec<HistRow>) {
+    let rows: Vec<StatRow> = sums
+        .into_iter()
+        .map(|(k, c)| StatRow {
+            node: k.node,
+            dim: k.dim.to_owned(),
+            dim_value: k.value,
+            basis: k.basis.code().to_owned(),
+            month: k.month,
+            total: c.total,
+            dismissed: c.dismissed,
+            resolved: c.resolved,
+            completed: c.completed,
+            on_time: c.on_time,
+            assigned: c.assigned,
+            responded: c.responded,
+            rated: c.rated,
+            satisfied: c.satisfied,
+            resolution_secs: c.resolution_secs,
+        })
+        .collect();
+    let hours: Vec<HistRow> = hours
+        .into_iter()
+        .map(|(k, changes)| HistRow {
+            node: k.node,
+            dim: k.dim.to_owned(),
+            dim_value: k.value,
+            basis: k.basis.code().to_owned(),
+            month: k.month,
+            // The median of these hours, for a whole row (`seed-demo`, `rebuild-stats`); a change
+            // applied by [`add`] gets the median of the row it changes instead.
+            median: median_of(changes.iter().map(|(h, n)| (*h, *n))),
+            counts: encode_hours(changes),
+        })
+        .collect();
+    (rows, hours)
 }
 
 /// The most rows of kept sums one upsert takes as a prepared statement (one statement per row
@@ -120,7 +142,7 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
 struct Deferred {
     /// Inside an outermost [`super::write_tx`] of this thread.
     open: bool,
-    batches: Vec<(Vec<StatRow>, Vec<HistRow>)>,
+    batches: Vec<(SumDeltas, HourDeltas)>,
 }
 
 thread_local! {
@@ -134,17 +156,20 @@ thread_local! {
 /// counters), and an upsert locks them until the commit: written first, they were held for the
 /// rest of the transaction (the event, the webhook subscribers, the recorded answer) and queued
 /// every concurrent writer behind them. Written last, they are held for the commit only.
-pub fn add_at_commit(conn: &mut DbConn, rows: Vec<StatRow>, hours: Vec<HistRow>) -> QueryResult<()> {
-    let held = DEFERRED.with(|d| {
+pub fn add_at_commit(conn: &mut DbConn, sums: SumDeltas, hours: HourDeltas) -> QueryResult<()> {
+    let now = DEFERRED.with(|d| {
         let mut d = d.borrow_mut();
         if !d.open {
-            return Some((rows, hours));
+            return Some((sums, hours));
         }
-        d.batches.push((rows, hours));
+        d.batches.push((sums, hours));
         None
     });
-    match held {
-        Some((rows, hours)) => add(conn, &rows, &hours),
+    match now {
+        Some((sums, hours)) => {
+            let (rows, hours) = rows_of(sums, hours);
+            add(conn, &rows, &hours)
+        }
         None => Ok(()),
     }
 }
@@ -183,30 +208,12 @@ pub(super) fn write_held(conn: &mut DbConn) -> QueryResult<()> {
     if batches.is_empty() {
         return Ok(());
     }
-    type RowKey = (String, String, String, String, String);
-    let key = |node: &str, dim: &str, value: &str, basis: &str, month: &str| -> RowKey {
-        (node.to_owned(), dim.to_owned(), value.to_owned(), basis.to_owned(), month.to_owned())
-    };
-    let mut sums: BTreeMap<RowKey, StatRow> = BTreeMap::new();
-    let mut hours: BTreeMap<RowKey, (HistRow, Histogram)> = BTreeMap::new();
-    for (rows, changes) in batches {
-        for r in rows {
-            match sums.entry(key(&r.node, &r.dim, &r.dim_value, &r.basis, &r.month)) {
-                Entry::Vacant(v) => {
-                    v.insert(r);
-                }
-                Entry::Occupied(mut o) => o.get_mut().add_counters(&r),
-            }
-        }
-        for h in changes {
-            let k = key(&h.node, &h.dim, &h.dim_value, &h.basis, &h.month);
-            let (_, merged) = hours.entry(k).or_insert_with(|| (h.clone(), Histogram::default()));
-            merged.add_stored(&h.counts, 1).map_err(|e| corrupt(&h.node, &e))?;
-        }
+    let (mut sums, mut hours) = (SumDeltas::new(), HourDeltas::new());
+    for (s, h) in batches {
+        domain::add_sums(&mut sums, s);
+        domain::add_hours(&mut hours, h);
     }
-    let rows: Vec<StatRow> = sums.into_values().collect();
-    let hours: Vec<HistRow> =
-        hours.into_values().map(|(row, merged)| HistRow { counts: encode_hours(merged.entries()), ..row }).collect();
+    let (rows, hours) = rows_of(sums, hours);
     add(conn, &rows, &hours)
 }
 
@@ -250,10 +257,7 @@ fn add_to_histogram(conn: &mut DbConn, change: &HistRow) -> QueryResult<()> {
         .map_err(|e| corrupt(&change.node, &e))?;
     let counts = encode_hours(histogram.entries());
     let write = diesel::update(key!()).set((h::counts.eq(counts), h::median.eq(histogram.median())));
-    match conn {
-        DbConn::Pg(c) => super::Prepared(write.returning(h::node)).run::<String, _>(c)?,
-        DbConn::Sqlite(c) => super::Prepared(write.returning(h::node)).run::<String, _>(c)?,
-    };
+    super::Prepared(write.returning(h::node)).run_on::<String>(conn)?;
     Ok(())
 }
 

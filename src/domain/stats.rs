@@ -240,6 +240,16 @@ pub fn keys(f: &Facts) -> Vec<Key> {
 /// Resolution-hour deltas per key: hours → cases, the entries that cancel out dropped.
 pub type HourDeltas = BTreeMap<Key, BTreeMap<i64, i64>>;
 
+/// Kept-sum deltas per key.
+pub type SumDeltas = BTreeMap<Key, Counters>;
+
+/// Adds one case's (or one batch's) counter deltas into a running total.
+pub fn add_sums(total: &mut SumDeltas, more: SumDeltas) {
+    for (key, c) in more {
+        total.entry(key).or_default().add(&c, 1);
+    }
+}
+
 /// Adds one case's (or one batch's) hour deltas into a running total.
 pub fn add_hours(total: &mut HourDeltas, more: HourDeltas) {
     for (key, changes) in more {
@@ -253,8 +263,8 @@ pub fn add_hours(total: &mut HourDeltas, more: HourDeltas) {
 /// The changes to the kept sums when a case goes from `before` (`None`: it is new) to `after`:
 /// counter deltas per key, and resolution-hour histogram deltas per key. Entries that cancel out
 /// are dropped.
-pub fn delta(before: Option<&Facts>, after: &Facts) -> (BTreeMap<Key, Counters>, HourDeltas) {
-    let mut sums: BTreeMap<Key, Counters> = BTreeMap::new();
+pub fn delta(before: Option<&Facts>, after: &Facts) -> (SumDeltas, HourDeltas) {
+    let mut sums: SumDeltas = BTreeMap::new();
     let mut hours: HourDeltas = BTreeMap::new();
     let sides = before.map(|b| (b, -1)).into_iter().chain(std::iter::once((after, 1)));
     for (facts, sign) in sides {

@@ -130,10 +130,7 @@ pub fn complete(conn: &mut DbConn, principal: &str, key: &str, answer: &Stored) 
         k::response_body.eq(Some(&answer.body)),
         k::response_headers.eq(Some(headers)),
     ));
-    match conn {
-        DbConn::Pg(c) => crate::db::Prepared(update.returning(k::key)).run::<String, _>(c)?,
-        DbConn::Sqlite(c) => crate::db::Prepared(update.returning(k::key)).run::<String, _>(c)?,
-    };
+    crate::db::Prepared(update.returning(k::key)).run_on::<String>(conn)?;
     Ok(())
 }
 

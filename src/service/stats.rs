@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use super::reference::visible_jurisdiction;
 use crate::db::models::Case;
-use crate::db::stats::{self as q, CaseScope, HistRow, RowFilter, StatRow};
+use crate::db::stats::{self as q, CaseScope, RowFilter, StatRow};
 use crate::db::{reference, DbConn};
 use crate::domain::access::{upper_bound, Principal};
 use crate::domain::input::Query;
-use crate::domain::stats::{self, dim, encode_hours, month_of, Basis, Counters, Facts, Histogram, HourDeltas, Summary};
+use crate::domain::stats::{self, dim, month_of, Basis, Counters, Facts, Histogram, HourDeltas, Summary};
 use crate::domain::types::{Kind, Outcome, Role, Satisfaction, Status};
 use crate::domain::util::{from_db, now, to_db};
 use crate::error::{AppError, AppResult};
@@ -53,47 +53,7 @@ pub fn record_change(conn: &mut DbConn, before: Option<&Case>, after: &Case) -> 
     let before = before.map(facts_of).transpose()?;
     let after = facts_of(after)?;
     let (sums, hours) = stats::delta(before.as_ref(), &after);
-    let (rows, hours) = rows_of(sums, hours);
-    Ok(q::add_at_commit(conn, rows, hours)?)
-}
-
-/// The stored rows for kept-sum deltas (as made by `stats::delta`).
-pub fn rows_of(sums: BTreeMap<stats::Key, Counters>, hours: HourDeltas) -> (Vec<StatRow>, Vec<HistRow>) {
-    let rows: Vec<StatRow> = sums
-        .into_iter()
-        .map(|(k, c)| StatRow {
-            node: k.node,
-            dim: k.dim.to_owned(),
-            dim_value: k.value,
-            basis: k.basis.code().to_owned(),
-            month: k.month,
-            total: c.total,
-            dismissed: c.dismissed,
-            resolved: c.resolved,
-            completed: c.completed,
-            on_time: c.on_time,
-            assigned: c.assigned,
-            responded: c.responded,
-            rated: c.rated,
-            satisfied: c.satisfied,
-            resolution_secs: c.resolution_secs,
-        })
-        .collect();
-    let hours: Vec<HistRow> = hours
-        .into_iter()
-        .map(|(k, changes)| HistRow {
-            node: k.node,
-            dim: k.dim.to_owned(),
-            dim_value: k.value,
-            basis: k.basis.code().to_owned(),
-            month: k.month,
-            // The median of these hours, for a whole row (`seed-demo`, `rebuild-stats`); a change
-            // applied by `q::add` gets the median of the row it changes instead.
-            median: stats::median_of(changes.iter().map(|(h, n)| (*h, *n))),
-            counts: encode_hours(changes),
-        })
-        .collect();
-    (rows, hours)
+    Ok(q::add_at_commit(conn, sums, hours)?)
 }
 
 /// What `minsheng rebuild-stats` did.
@@ -165,15 +125,13 @@ pub fn rebuild(conn: &mut DbConn, window: chrono::Duration, mut progress: impl F
                     }
                 }
                 let (s, h) = stats::delta(None, &facts_of(&case)?);
-                for (k, c) in s {
-                    sums.entry(k).or_default().add(&c, 1);
-                }
+                stats::add_sums(&mut sums, s);
                 stats::add_hours(&mut hours, h);
                 report.cases += 1;
             }
             progress(report.cases);
         }
-        let (rows, histogram_rows) = rows_of(sums, hours);
+        let (rows, histogram_rows) = q::rows_of(sums, hours);
         (report.rows, report.histogram_rows) = (rows.len(), histogram_rows.len());
         q::clear(conn)?;
         q::insert_fresh(conn, &rows, &histogram_rows)?;
