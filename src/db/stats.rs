@@ -294,7 +294,7 @@ pub fn insert_fresh(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> Q
 }
 
 /// Which kept rows to read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RowFilter {
     /// Rows of these nodes…
     pub nodes: Option<Vec<String>>,
