@@ -78,10 +78,12 @@ log() { echo "[bench $(date -u +%H:%M:%S)] $*" >&2; }
 
 # ---------------------------------------------------------------------------------------------
 # Build (reuses target/; the bench tools have their own workspaces, built into target/bench-tools).
+# Both from the root, so that `.cargo/config.toml` (the bundled SQLite's compile options) applies
+# to the service and to sqlite-limit alike.
 log "building (release)"
 (cd "$ROOT" && cargo build --release --quiet --bin minsheng)
 for tool in loadgen sqlite-limit; do
-  cargo build --release --quiet --manifest-path "$ROOT/bench/$tool/Cargo.toml" --target-dir "$ROOT/target/bench-tools"
+  (cd "$ROOT" && cargo build --release --quiet --manifest-path "bench/$tool/Cargo.toml" --target-dir target/bench-tools)
 done
 BIN=$ROOT/target/release/minsheng
 LOADGEN=$ROOT/target/bench-tools/release/loadgen
