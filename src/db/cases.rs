@@ -9,7 +9,7 @@ use super::DbConn;
 
 /// A case by id.
 pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<Case>> {
-    cases::table.find(id).select(Case::as_select()).first(conn).optional()
+    super::on_backend!(conn, |c| cases::table.find(id).select(Case::as_select()).first(c).optional())
 }
 
 /// A case by id, locked for the rest of the transaction (`FOR UPDATE` on PostgreSQL; on SQLite the
@@ -40,15 +40,12 @@ pub fn next_ref_number(conn: &mut DbConn, prefix: &str) -> QueryResult<i64> {
         .on_conflict(r::prefix)
         .do_update()
         .set(r::last.eq(r::last + 1_i64));
-    match conn {
-        DbConn::Pg(c) => super::Prepared(upsert.returning(r::last)).get_result(c),
-        DbConn::Sqlite(c) => super::Prepared(upsert.returning(r::last)).get_result(c),
-    }
+    super::on_backend!(conn, |c| super::Prepared(upsert.returning(r::last)).get_result(c))
 }
 
 /// Stores a new case.
 pub fn insert(conn: &mut DbConn, case: &Case) -> QueryResult<()> {
-    diesel::insert_into(cases::table).values(case).execute(conn).map(|_| ())
+    super::on_backend!(conn, |c| diesel::insert_into(cases::table).values(case).execute(c).map(|_| ()))
 }
 
 /// Writes an action's changes if the case is still at `expected_version`; returns whether it was.
@@ -66,16 +63,16 @@ pub fn update_lifecycle(
 
 /// Appends an event.
 pub fn insert_event(conn: &mut DbConn, event: &CaseEvent) -> QueryResult<()> {
-    diesel::insert_into(case_events::table).values(event).execute(conn).map(|_| ())
+    super::on_backend!(conn, |c| diesel::insert_into(case_events::table).values(event).execute(c).map(|_| ()))
 }
 
 /// A case's events in order.
 pub fn events(conn: &mut DbConn, case_id: &str) -> QueryResult<Vec<CaseEvent>> {
-    case_events::table
+    super::on_backend!(conn, |c| case_events::table
         .filter(case_events::case_id.eq(case_id))
         .order(case_events::seq.asc())
         .select(CaseEvent::as_select())
-        .load(conn)
+        .load(c))
 }
 
 /// A page of cases in id order, after `after`: whole-table passes (`rebuild-stats`).
@@ -109,7 +106,7 @@ pub struct CaseFacts {
 
 /// Rewrites a case's kept facts (without touching its version: they are derived, not changed).
 pub fn set_facts(conn: &mut DbConn, id: &str, facts: &CaseFacts) -> QueryResult<()> {
-    diesel::update(cases::table.find(id)).set(facts).execute(conn).map(|_| ())
+    super::on_backend!(conn, |c| diesel::update(cases::table.find(id)).set(facts).execute(c).map(|_| ()))
 }
 
 /// Filters of the case list; every field narrows the result.

@@ -3,6 +3,8 @@
 //! `DbConn` is a diesel `MultiConnection` over SQLite and PostgreSQL; the backend is picked from
 //! `DATABASE_URL` at run time. Query code is written once against `DbConn`; where the SQL must differ
 //! it says so with an explicit `match conn { DbConn::Sqlite(c) => …, DbConn::Pg(c) => … }`.
+//! The statements of the hot paths (a case read, created or acted on) run on the backend's own
+//! connection through [`on_backend!`], which skips the multi-connection's rendering of the SQL.
 
 pub mod api_clients;
 pub mod audit;
@@ -41,6 +43,23 @@ pub enum DbConn {
     /// SQLite, the embedded default.
     Sqlite(SqliteConnection),
 }
+
+/// Runs `$body`, a query written once, on the backend's own connection `$c` instead of through
+/// [`DbConn`]. diesel's multi-connection renders the whole SQL text of every query it runs, and
+/// walks it for cache safety, on every execution, even when the backend has the statement
+/// prepared already (`SerializedQuery::walk_ast`); on the backend's own connection a statement of
+/// a fixed shape is found in the cache by its type. For a 46-column case that rendering was about
+/// a tenth of a `GET /cases/{id}` (docs/BENCHMARKS.md, change 23). The body is compiled once per
+/// backend.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Pg($c) => $body,
+            $crate::db::DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
 
 /// Which database a URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,10 +383,7 @@ impl<Q> Prepared<Q> {
     where
         Self: diesel::query_dsl::LoadQuery<'q, PgConnection, U> + diesel::query_dsl::LoadQuery<'q, SqliteConnection, U>,
     {
-        match conn {
-            DbConn::Pg(c) => self.run(c),
-            DbConn::Sqlite(c) => self.run(c),
-        }
+        on_backend!(conn, |c| self.run(c))
     }
 }
 

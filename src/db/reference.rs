@@ -9,7 +9,7 @@ use super::DbConn;
 
 /// A jurisdiction by code.
 pub fn jurisdiction(conn: &mut DbConn, code: &str) -> QueryResult<Option<Jurisdiction>> {
-    jurisdictions::table.find(code).select(Jurisdiction::as_select()).first(conn).optional()
+    super::on_backend!(conn, |c| jurisdictions::table.find(code).select(Jurisdiction::as_select()).first(c).optional())
 }
 
 /// Stores a jurisdiction.
@@ -52,7 +52,7 @@ pub fn list_jurisdictions(
 
 /// A department by id.
 pub fn department(conn: &mut DbConn, id: &str) -> QueryResult<Option<Department>> {
-    departments::table.find(id).select(Department::as_select()).first(conn).optional()
+    super::on_backend!(conn, |c| departments::table.find(id).select(Department::as_select()).first(c).optional())
 }
 
 /// Stores a department.
@@ -93,7 +93,7 @@ pub fn list_departments(
 
 /// A category by code.
 pub fn category(conn: &mut DbConn, code: &str) -> QueryResult<Option<Category>> {
-    categories::table.find(code).select(Category::as_select()).first(conn).optional()
+    super::on_backend!(conn, |c| categories::table.find(code).select(Category::as_select()).first(c).optional())
 }
 
 /// Stores a category.

@@ -67,11 +67,16 @@ pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<Webhook>> {
 
 /// Every subscription, or the active ones.
 pub fn all(conn: &mut DbConn, active_only: bool) -> QueryResult<Vec<Webhook>> {
-    let mut q = webhooks::table.select(Webhook::as_select()).order(webhooks::id).into_boxed();
     if active_only {
-        q = q.filter(webhooks::active.eq(true));
+        // Read by every create and action (the subscribers of its event).
+        super::on_backend!(conn, |c| webhooks::table
+            .select(Webhook::as_select())
+            .filter(webhooks::active.eq(true))
+            .order(webhooks::id)
+            .load(c))
+    } else {
+        webhooks::table.select(Webhook::as_select()).order(webhooks::id).load(conn)
     }
-    q.load(conn)
 }
 
 /// What a subscription's owner (or the dispatcher) may change.
