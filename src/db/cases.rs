@@ -40,7 +40,8 @@ pub fn next_ref_number(conn: &mut DbConn, prefix: &str) -> QueryResult<i64> {
         .on_conflict(r::prefix)
         .do_update()
         .set(r::last.eq(r::last + 1_i64));
-    super::on_backend!(conn, |c| super::Prepared(upsert.returning(r::last)).get_result(c))
+    enum Next {}
+    super::on_backend!(conn, |c| super::Prepared::by_type::<Next>(upsert.returning(r::last)).get_result(c))
 }
 
 /// Stores a new case.
@@ -58,7 +59,8 @@ pub fn update_lifecycle(
     let update =
         diesel::update(cases::table.filter(cases::id.eq(id)).filter(cases::version.eq(expected_version))).set(changes);
     // Every column is written (`treat_none_as_null`): one text, prepared once.
-    Ok(super::Prepared(update.returning(cases::version)).run_on::<i64>(conn)? == 1)
+    enum Update {}
+    Ok(super::Prepared::by_type::<Update>(update.returning(cases::version)).run_on::<i64>(conn)? == 1)
 }
 
 /// Appends an event.

@@ -20,6 +20,7 @@ pub mod stats;
 pub mod users;
 pub mod webhooks;
 
+use std::marker::PhantomData;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -337,17 +338,62 @@ impl From<diesel::result::Error> for Migrate {
 }
 
 /// A statement diesel will not prepare — an `UPDATE`, an upsert, a multi-row insert — run as a
-/// prepared one, cached per connection under its SQL text. diesel declines these because their
-/// text can vary with their values; the ones wrapped here have a few fixed shapes (fixed columns;
-/// a bounded number of rows), so each shape is compiled once per connection instead of once per
-/// request: on PostgreSQL about 0.3 ms of the server's CPU per create, on SQLite the compiling of
-/// some thirty statements (docs/BENCHMARKS.md, changes 18 and 20).
+/// prepared one, cached per connection. diesel declines these because their text can vary with
+/// their values; the ones wrapped here have a few fixed shapes (fixed columns; a bounded number of
+/// rows), so each shape is compiled once per connection instead of once per request: on
+/// PostgreSQL about 0.3 ms of the server's CPU per create, on SQLite the compiling of some thirty
+/// statements (docs/BENCHMARKS.md, changes 18 and 20). `K` says how the cache finds it.
 #[derive(Debug, Clone, Copy)]
-pub struct Prepared<Q>(pub Q);
+pub struct Prepared<Q, K = ByText> {
+    query: Q,
+    key: PhantomData<K>,
+}
 
-impl<Q: QueryFragment<DB>, DB: SqlBackend> QueryFragment<DB> for Prepared<Q> {
+/// How the connection's statement cache finds a [`Prepared`] statement.
+pub trait CacheKey {
+    /// Whether [`CacheKey::Id`] identifies the statement (else its SQL text does).
+    const BY_TYPE: bool;
+    /// The type that identifies the statement.
+    type Id: 'static;
+}
+
+/// By its SQL text, rendered on every execution: for a statement whose text varies with its
+/// values (the number of rows of a multi-row upsert).
+#[derive(Debug, Clone, Copy)]
+pub enum ByText {}
+
+impl CacheKey for ByText {
+    const BY_TYPE: bool = false;
+    type Id = ();
+}
+
+/// By the type `T`, declared for the purpose where the statement is built (`enum Key {}`): for a
+/// statement whose text is the same every time it runs under `T` (fixed columns, one row). Its
+/// SQL is then not even rendered again; only its values are bound (docs/BENCHMARKS.md,
+/// change 24).
+#[derive(Debug, Clone, Copy)]
+pub struct ByType<T>(PhantomData<T>);
+
+impl<T: 'static> CacheKey for ByType<T> {
+    const BY_TYPE: bool = true;
+    type Id = T;
+}
+
+impl<Q> Prepared<Q> {
+    /// The statement, found in the cache by its text.
+    pub fn new(query: Q) -> Self {
+        Prepared { query, key: PhantomData }
+    }
+
+    /// The statement, whose text is fixed, found in the cache by the type `T` (see [`ByType`]).
+    pub fn by_type<T>(query: Q) -> Prepared<Q, ByType<T>> {
+        Prepared { query, key: PhantomData }
+    }
+}
+
+impl<Q: QueryFragment<DB>, K, DB: SqlBackend> QueryFragment<DB> for Prepared<Q, K> {
     fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        self.0.walk_ast(pass)
+        self.query.walk_ast(pass)
     }
 
     fn is_safe_to_cache_prepared(&self, _: &DB) -> QueryResult<bool> {
@@ -355,18 +401,18 @@ impl<Q: QueryFragment<DB>, DB: SqlBackend> QueryFragment<DB> for Prepared<Q> {
     }
 }
 
-impl<Q> QueryId for Prepared<Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
+impl<Q, K: CacheKey> QueryId for Prepared<Q, K> {
+    type QueryId = K::Id;
+    const HAS_STATIC_QUERY_ID: bool = K::BY_TYPE;
 }
 
-impl<Q: Query> Query for Prepared<Q> {
+impl<Q: Query, K> Query for Prepared<Q, K> {
     type SqlType = Q::SqlType;
 }
 
-impl<Q, C> RunQueryDsl<C> for Prepared<Q> {}
+impl<Q, K, C> RunQueryDsl<C> for Prepared<Q, K> {}
 
-impl<Q> Prepared<Q> {
+impl<Q, K> Prepared<Q, K> {
     /// Runs the statement, which has a `RETURNING` clause of one column of type `U`, and gives the
     /// number of rows it returned (wrote). Loaded rather than executed: diesel hands an executed
     /// statement to its cache by reference, and a reference asks the statement itself whether it

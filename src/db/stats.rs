@@ -118,7 +118,7 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
     match conn {
         // A create writes 24 rows, an action up to 30: a few shapes, each prepared once.
         DbConn::Pg(c) if !rows.is_empty() && rows.len() <= PREPARED_ROWS => {
-            super::Prepared(upsert_sums!(rows).returning(s::total)).run::<i64, _>(c)?;
+            super::Prepared::new(upsert_sums!(rows).returning(s::total)).run::<i64, _>(c)?;
         }
         DbConn::Pg(c) => {
             if !rows.is_empty() {
@@ -126,8 +126,10 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
             }
         }
         DbConn::Sqlite(c) => {
+            // One row, every column bound: one text.
+            enum SumRow {}
             for row in rows {
-                super::Prepared(upsert_sums!(row).returning(s::total)).run::<i64, _>(c)?;
+                super::Prepared::by_type::<SumRow>(upsert_sums!(row).returning(s::total)).run::<i64, _>(c)?;
             }
         }
     }
@@ -242,11 +244,11 @@ fn add_to_histogram(conn: &mut DbConn, change: &HistRow) -> QueryResult<()> {
     }
     let stored: String = match conn {
         DbConn::Pg(c) => {
-            super::Prepared(make!().returning(h::node)).run::<String, _>(c)?;
+            super::Prepared::new(make!().returning(h::node)).run::<String, _>(c)?;
             key!().select(h::counts).for_update().first(c)?
         }
         DbConn::Sqlite(c) => {
-            super::Prepared(make!().returning(h::node)).run::<String, _>(c)?;
+            super::Prepared::new(make!().returning(h::node)).run::<String, _>(c)?;
             key!().select(h::counts).first(c)?
         }
     };
@@ -257,7 +259,8 @@ fn add_to_histogram(conn: &mut DbConn, change: &HistRow) -> QueryResult<()> {
         .map_err(|e| corrupt(&change.node, &e))?;
     let counts = encode_hours(histogram.entries());
     let write = diesel::update(key!()).set((h::counts.eq(counts), h::median.eq(histogram.median())));
-    super::Prepared(write.returning(h::node)).run_on::<String>(conn)?;
+    enum Write {}
+    super::Prepared::by_type::<Write>(write.returning(h::node)).run_on::<String>(conn)?;
     Ok(())
 }
 

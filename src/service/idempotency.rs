@@ -130,7 +130,8 @@ pub fn complete(conn: &mut DbConn, principal: &str, key: &str, answer: &Stored) 
         k::response_body.eq(Some(&answer.body)),
         k::response_headers.eq(Some(headers)),
     ));
-    crate::db::Prepared(update.returning(k::key)).run_on::<String>(conn)?;
+    enum Answer {}
+    crate::db::Prepared::by_type::<Answer>(update.returning(k::key)).run_on::<String>(conn)?;
     Ok(())
 }
 
