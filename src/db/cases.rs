@@ -255,3 +255,52 @@ pub fn public_list(conn: &mut DbConn, f: &PublicFilter, offset: i64, limit: i64)
     }
     q.load(conn)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::query_builder::QueryFragment;
+    use diesel::{pg::Pg, sqlite::Sqlite};
+
+    /// The SQL text of a statement on both backends, without its values.
+    fn texts<Q: QueryFragment<Pg> + QueryFragment<Sqlite>>(q: &Q) -> (String, String) {
+        let text = |s: String| s.split(" -- binds:").next().unwrap_or_default().to_owned();
+        (text(diesel::debug_query::<Pg, _>(q).to_string()), text(diesel::debug_query::<Sqlite, _>(q).to_string()))
+    }
+
+    /// The lifecycle update is found in the statement cache by its type (`Prepared::by_type`),
+    /// which is only right while its text cannot change with its values: `None` must be bound as
+    /// NULL, not leave its column out.
+    #[test]
+    fn lifecycle_update_has_one_text() {
+        let at = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap_or_default().naive_utc();
+        let changes = |some: bool| CaseLifecycleChanges {
+            status: "assigned".to_owned(),
+            outcome: some.then(|| "x".to_owned()),
+            department_id: some.then(|| "d".to_owned()),
+            assignee_id: some.then(|| "a".to_owned()),
+            due_at: at,
+            acknowledged_at: some.then_some(at),
+            resolved_at: some.then_some(at),
+            resolved_by: some.then(|| "r".to_owned()),
+            resolution: some.then(|| "r".to_owned()),
+            verified_at: some.then_some(at),
+            closed_at: some.then_some(at),
+            satisfaction: some.then(|| "satisfied".to_owned()),
+            rework_count: 1,
+            duplicate_of: some.then(|| "c".to_owned()),
+            updated_at: at,
+            version: 2,
+            first_assigned_at: some.then_some(at),
+            first_acknowledged_at: some.then_some(at),
+            responded: some,
+            resolved_on_time: some.then_some(true),
+            resolution_secs: some.then_some(60),
+            overdue_notified_at: some.then_some(at),
+        };
+        let update = |c: &CaseLifecycleChanges| {
+            texts(&diesel::update(cases::table.filter(cases::id.eq("c")).filter(cases::version.eq(1_i64))).set(c))
+        };
+        assert_eq!(update(&changes(false)), update(&changes(true)));
+    }
+}
