@@ -46,40 +46,51 @@ pub struct HistRow {
     pub median: Option<f64>,
 }
 
+/// A kept-sums key as its five stored columns: node, dim, dim_value, basis, month.
+fn key_columns(k: domain::Key) -> (String, String, String, String, String) {
+    (k.node, k.dim.to_owned(), k.value, k.basis.code().to_owned(), k.month)
+}
+
 /// The stored rows for kept-sum deltas (as made by `domain::stats::delta`), in key order.
 pub fn rows_of(sums: SumDeltas, hours: HourDeltas) -> (Vec<StatRow>, Vec<HistRow>) {
     let rows: Vec<StatRow> = sums
         .into_iter()
-        .map(|(k, c)| StatRow {
-            node: k.node,
-            dim: k.dim.to_owned(),
-            dim_value: k.value,
-            basis: k.basis.code().to_owned(),
-            month: k.month,
-            total: c.total,
-            dismissed: c.dismissed,
-            resolved: c.resolved,
-            completed: c.completed,
-            on_time: c.on_time,
-            assigned: c.assigned,
-            responded: c.responded,
-            rated: c.rated,
-            satisfied: c.satisfied,
-            resolution_secs: c.resolution_secs,
+        .map(|(k, c)| {
+            let (node, dim, dim_value, basis, month) = key_columns(k);
+            StatRow {
+                node,
+                dim,
+                dim_value,
+                basis,
+                month,
+                total: c.total,
+                dismissed: c.dismissed,
+                resolved: c.resolved,
+                completed: c.completed,
+                on_time: c.on_time,
+                assigned: c.assigned,
+                responded: c.responded,
+                rated: c.rated,
+                satisfied: c.satisfied,
+                resolution_secs: c.resolution_secs,
+            }
         })
         .collect();
     let hours: Vec<HistRow> = hours
         .into_iter()
-        .map(|(k, changes)| HistRow {
-            node: k.node,
-            dim: k.dim.to_owned(),
-            dim_value: k.value,
-            basis: k.basis.code().to_owned(),
-            month: k.month,
-            // The median of these hours, for a whole row (`seed-demo`, `rebuild-stats`); a change
-            // applied by [`add`] gets the median of the row it changes instead.
-            median: median_of(changes.iter().map(|(h, n)| (*h, *n))),
-            counts: encode_hours(changes),
+        .map(|(k, changes)| {
+            let (node, dim, dim_value, basis, month) = key_columns(k);
+            HistRow {
+                node,
+                dim,
+                dim_value,
+                basis,
+                month,
+                // The median of these hours, for a whole row (`seed-demo`, `rebuild-stats`); a
+                // change applied by [`add`] gets the median of the row it changes instead.
+                median: median_of(changes.iter().map(|(h, n)| (*h, *n))),
+                counts: encode_hours(changes),
+            }
         })
         .collect();
     (rows, hours)
