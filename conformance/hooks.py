@@ -1,8 +1,11 @@
 """Schemathesis hooks for scripts/conformance.sh (see docs/CONFORMANCE.md).
 
-One extra check, which makes `positive_data_acceptance` stricter, not looser: the configuration
-lets a schema-valid request be answered `422` (see schemathesis.toml), and this check then demands
-that every field error of that `422` is one the schema cannot rule out, i.e. one that depends on
+Two extra checks. `payload_too_large_only_when_it_is` holds every `413` to a body over the
+service's size limit (the configuration admits `413` as a refusal; see schemathesis.toml).
+
+`refusal_of_valid_data_is_semantic` makes `positive_data_acceptance` stricter, not looser: the
+configuration lets a schema-valid request be answered `422` (see schemathesis.toml), and this
+check then demands that every field error of that `422` is one the schema cannot rule out, i.e. one that depends on
 stored data, on the clock or on the caller (`not_found`, `not_in_future`, ...). A `422` that names
 a field error the schema could have expressed (`invalid_type`, `too_long`, `invalid_characters`,
 `invalid_format`, `out_of_range`, ...) means the contract promises more than the service accepts,
@@ -11,6 +14,7 @@ and fails the run.
 
 from __future__ import annotations
 
+import os
 import re
 
 import schemathesis
@@ -142,6 +146,26 @@ def refusal_of_valid_data_is_semantic(ctx, response, case):
             "Schema-valid data refused for a reason the schema could state: "
             f"{listed}. Either the contract allows too much or the service refuses too much."
         )
+    return None
+
+
+# The service's body limits for the run (scripts/conformance.sh sets the first; imports keep
+# their default, 64 MiB).
+MAX_BODY_BYTES = int(os.environ.get("MINSHENG_MAX_BODY_BYTES", "65536"))
+MAX_IMPORT_BYTES = int(os.environ.get("MINSHENG_MAX_IMPORT_BYTES", str(64 * 1024 * 1024)))
+
+
+@schemathesis.check
+def payload_too_large_only_when_it_is(ctx, response, case):
+    """`413` is allowed for any request (schemathesis.toml), so it must mean what it says: the body
+    that was sent is over the service's limit. A 413 for a body within the limit fails the run."""
+    if response.status_code != 413:
+        return None
+    body = response.request.body or b""
+    size = len(body.encode("utf-8") if isinstance(body, str) else body)
+    limit = MAX_IMPORT_BYTES if case.operation.path == "/api/v1/cases:import" else MAX_BODY_BYTES
+    if size <= limit:
+        raise AssertionError(f"413 for a body of {size} bytes, within the limit of {limit}")
     return None
 
 

@@ -73,6 +73,8 @@ export MINSHENG_LOGIN_MAX_FAILURES_PER_ADDRESS=1000000
 # Per-client rate limits (when the service has them) would answer the fuzzer 429 after its first
 # burst and leave most operations untested; `0` turns them off. They are tested in tests/api.
 export MINSHENG_RATE_LIMIT_PER_SEC=0
+# The body limit, stated so that conformance/hooks.py holds every 413 to the same number.
+export MINSHENG_MAX_BODY_BYTES=65536
 export RUST_LOG=${RUST_LOG:-info}
 
 start_server() { # start_server BACKEND — fresh database, server on a free port; sets BASE
