@@ -26,11 +26,23 @@ fn migration_names(backend: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The tables a migration creates, less those it rebuilds: SQLite cannot change a table's storage
+/// in place, so such a migration renames the table away and creates it anew under its name, where
+/// PostgreSQL alters the table (or has nothing to change).
 fn created_tables(sql: &str) -> BTreeSet<String> {
-    sql.lines()
-        .filter_map(|l| l.trim().strip_prefix("CREATE TABLE "))
+    let first_word = |prefix: &str| -> BTreeSet<String> {
+        sql.lines()
+            .filter_map(|l| l.trim().strip_prefix(prefix))
+            .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+            .collect()
+    };
+    let renamed_away: BTreeSet<String> = sql
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ALTER TABLE "))
+        .filter(|rest| rest.contains(" RENAME TO "))
         .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
-        .collect()
+        .collect();
+    first_word("CREATE TABLE ").difference(&renamed_away).cloned().collect()
 }
 
 #[test]
@@ -240,6 +252,7 @@ both!(
     histogram_migration_keeps_the_histograms_both_ways,
     all_time_rows_migration_agrees_with_the_upkeep,
     histogram_medians_migration_agrees_with_the_upkeep,
+    kept_sums_clustered_migration_keeps_the_sums_both_ways,
     a_failing_command_exits_with_1_not_a_signal
 );
 
@@ -393,7 +406,10 @@ diesel::table! {
 }
 
 /// The newest migrations' versions, newest first.
-const NEWEST_MIGRATIONS: [&str; 4] = [HISTOGRAM_MEDIANS, "20261205000002", ALL_TIME_ROWS, COMPACT_HISTOGRAM];
+const NEWEST_MIGRATIONS: [&str; 5] =
+    [KEPT_SUMS_CLUSTERED, HISTOGRAM_MEDIANS, "20261205000002", ALL_TIME_ROWS, COMPACT_HISTOGRAM];
+/// `2026-12-05-000004_kept_sums_clustered`.
+const KEPT_SUMS_CLUSTERED: &str = "20261205000004";
 /// `2026-12-05-000003_histogram_medians`.
 const HISTOGRAM_MEDIANS: &str = "20261205000003";
 /// `2026-12-05-000001_all_time_rows`.
@@ -512,6 +528,57 @@ fn histogram_medians_migration_agrees_with_the_upkeep(backend: Backend) {
     revert_through(&mut conn, HISTOGRAM_MEDIANS);
     minsheng::db::run_migrations(&mut conn).expect("migrate again");
     assert_eq!(medians(&mut conn), kept, "up works out the medians the upkeep keeps");
+}
+
+/// The migration that stores SQLite's kept sums in key order (`WITHOUT ROWID`) carries every row
+/// over exactly, and back on revert; on PostgreSQL it changes nothing.
+fn kept_sums_clustered_migration_keeps_the_sums_both_ways(backend: Backend) {
+    use diesel::prelude::*;
+    use minsheng::db::schema::case_stats as s;
+    use minsheng::db::DbConn;
+
+    let (_dir, state) = seeded_province(backend, 5);
+    let mut conn = state.pool.get().expect("conn");
+    type Sums = Vec<((String, String, String, String, String), (i64, i64, i64, i64, i64), (i64, i64, i64, i64, i64))>;
+    let sums = |conn: &mut DbConn| -> Sums {
+        s::table
+            .select((
+                (s::node, s::dim, s::dim_value, s::basis, s::month),
+                (s::total, s::dismissed, s::resolved, s::completed, s::on_time),
+                (s::assigned, s::responded, s::rated, s::satisfied, s::resolution_secs),
+            ))
+            .order((s::node, s::dim, s::dim_value, s::basis, s::month))
+            .load(conn)
+            .expect("sums")
+    };
+    // On SQLite, whether the table is stored in key order.
+    let clustered = |conn: &mut DbConn| -> Option<bool> {
+        #[derive(QueryableByName)]
+        struct Sql {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            sql: String,
+        }
+        match conn {
+            DbConn::Sqlite(c) => {
+                let table: Sql = diesel::sql_query("SELECT sql FROM sqlite_master WHERE name = 'case_stats'")
+                    .get_result(c)
+                    .expect("case_stats");
+                Some(table.sql.contains("WITHOUT ROWID"))
+            }
+            DbConn::Pg(_) => None,
+        }
+    };
+    let kept = sums(&mut conn);
+    assert!(kept.len() > 500, "a seeded province keeps many rows: {}", kept.len());
+    assert_eq!(clustered(&mut conn), (backend == Backend::Sqlite).then_some(true));
+
+    revert_through(&mut conn, KEPT_SUMS_CLUSTERED);
+    assert_eq!(sums(&mut conn), kept, "down keeps every row");
+    assert_eq!(clustered(&mut conn), (backend == Backend::Sqlite).then_some(false));
+
+    minsheng::db::run_migrations(&mut conn).expect("migrate again");
+    assert_eq!(sums(&mut conn), kept, "up keeps every row");
+    assert_eq!(clustered(&mut conn), (backend == Backend::Sqlite).then_some(true));
 }
 
 /// The histogram migration carries stored histograms over exactly, and back on revert: an
