@@ -100,12 +100,13 @@ pub fn rows_of(sums: SumDeltas, hours: HourDeltas) -> (Vec<StatRow>, Vec<HistRow
 /// count; a transaction that changes many cases writes them unprepared).
 const PREPARED_ROWS: usize = 64;
 
-/// Adds deltas to the kept sums (one statement per table on PostgreSQL, one per row on SQLite)
-/// and to the histograms (read, changed and written back per key, under the row's lock).
+/// Adds deltas to the kept sums (one statement per table on PostgreSQL, one per
+/// [`SQLITE_ROWS`] rows on SQLite) and to the histograms (read, changed and written back per key,
+/// under the row's lock).
 pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResult<()> {
     use case_stats::dsl as s;
-    // PostgreSQL takes all rows in one statement (one round trip); SQLite cannot batch an upsert,
-    // and runs in-process, so it takes them one by one from its statement cache.
+    // PostgreSQL takes all rows in one statement (one round trip). diesel cannot batch an upsert
+    // on SQLite (SQLite can): there [`SqliteSumRows`] writes them, a few per statement.
     macro_rules! upsert_sums {
         ($rows:expr) => {
             diesel::insert_into(s::case_stats)
@@ -137,10 +138,21 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
             }
         }
         DbConn::Sqlite(c) => {
-            // One row, every column bound: one text.
-            enum SumRow {}
-            for row in rows {
-                super::Prepared::by_type::<SumRow>(upsert_sums!(row).returning(s::total)).run::<i64, _>(c)?;
+            // Always SQLITE_ROWS rows, so always one text: a short last chunk is filled up with
+            // copies of its first row that add nothing. SQLite applies an upsert's rows one after
+            // the other, so such a copy finds the row just written and adds zero to it.
+            enum SumRows {}
+            for chunk in rows.chunks(SQLITE_ROWS) {
+                let filled: Vec<StatRow>;
+                let full = match chunk.first() {
+                    Some(first) if chunk.len() < SQLITE_ROWS => {
+                        let nothing = adding_nothing_to(first);
+                        filled = chunk.iter().cloned().chain(std::iter::repeat_n(nothing, SQLITE_ROWS - chunk.len())).collect();
+                        &filled[..]
+                    }
+                    _ => chunk,
+                };
+                super::Prepared::by_type::<SumRows>(SqliteSumRows(full)).run::<i64, _>(c)?;
             }
         }
     }
@@ -148,6 +160,86 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
         add_to_histogram(conn, change)?;
     }
     Ok(())
+}
+
+/// Kept-sum rows per SQLite upsert. The kept sums were 30 % of a SQLite create's CPU, a third of
+/// that in diesel rather than SQLite: walking the upsert's expression tree (the ten `excluded`
+/// additions) to bind each row, and a statement's round per row. [`SqliteSumRows`] binds without
+/// the tree, eight rows a statement: a create writes 24 rows (three statements), an action up to
+/// 30 (four, the last filled up). SQLite alone does a multi-row upsert no faster than one row at a
+/// time; the gain is diesel's (docs/BENCHMARKS.md, change 27).
+const SQLITE_ROWS: usize = 8;
+
+/// A row with `row`'s key and no change to its sums.
+fn adding_nothing_to(row: &StatRow) -> StatRow {
+    StatRow {
+        total: 0,
+        dismissed: 0,
+        resolved: 0,
+        completed: 0,
+        on_time: 0,
+        assigned: 0,
+        responded: 0,
+        rated: 0,
+        satisfied: 0,
+        resolution_secs: 0,
+        ..row.clone()
+    }
+}
+
+/// One SQLite upsert of several kept-sum rows: `INSERT … VALUES (…), (…) ON CONFLICT DO UPDATE`
+/// adding each row's deltas to the stored sums, `RETURNING total` (see `Prepared::run`). Its
+/// text depends only on the number of rows (every column is bound), so [`add`] always gives it
+/// [`SQLITE_ROWS`] and finds it in the statement cache by type.
+struct SqliteSumRows<'a>(&'a [StatRow]);
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for SqliteSumRows<'_> {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Text};
+        out.push_sql(
+            "INSERT INTO case_stats (node, dim, dim_value, basis, month, total, dismissed, resolved, completed, \
+             on_time, assigned, responded, rated, satisfied, resolution_secs) VALUES ",
+        );
+        for (i, r) in self.0.iter().enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            for (j, text) in [&r.node, &r.dim, &r.dim_value, &r.basis, &r.month].into_iter().enumerate() {
+                if j > 0 {
+                    out.push_sql(", ");
+                }
+                out.push_bind_param::<Text, String>(text)?;
+            }
+            for n in [
+                &r.total,
+                &r.dismissed,
+                &r.resolved,
+                &r.completed,
+                &r.on_time,
+                &r.assigned,
+                &r.responded,
+                &r.rated,
+                &r.satisfied,
+                &r.resolution_secs,
+            ] {
+                out.push_sql(", ");
+                out.push_bind_param::<BigInt, i64>(n)?;
+            }
+            out.push_sql(")");
+        }
+        out.push_sql(
+            " ON CONFLICT (node, dim, dim_value, basis, month) DO UPDATE SET \
+             total = total + excluded.total, dismissed = dismissed + excluded.dismissed, \
+             resolved = resolved + excluded.resolved, completed = completed + excluded.completed, \
+             on_time = on_time + excluded.on_time, assigned = assigned + excluded.assigned, \
+             responded = responded + excluded.responded, rated = rated + excluded.rated, \
+             satisfied = satisfied + excluded.satisfied, resolution_secs = resolution_secs + excluded.resolution_secs \
+             RETURNING total",
+        );
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::Query for SqliteSumRows<'_> {
+    type SqlType = diesel::sql_types::BigInt;
 }
 
 /// Kept-sum deltas held back until their write transaction commits (see [`add_at_commit`]).
@@ -534,4 +626,73 @@ pub fn tree_totals(conn: &mut DbConn) -> QueryResult<Vec<(i64, i64, i64, i64)>> 
         .filter(case_stats::basis.eq(crate::domain::stats::Basis::Created.code()))
         .select((case_stats::total, case_stats::dismissed, case_stats::resolved, case_stats::completed))
         .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::Connection;
+
+    fn row(node: &str, value: &str, total: i64, resolved: i64) -> StatRow {
+        StatRow {
+            node: node.to_owned(),
+            dim: "category".to_owned(),
+            dim_value: value.to_owned(),
+            basis: "c".to_owned(),
+            month: "2026-12".to_owned(),
+            total,
+            dismissed: 0,
+            resolved,
+            completed: 0,
+            on_time: 0,
+            assigned: 0,
+            responded: 0,
+            rated: 0,
+            satisfied: 0,
+            resolution_secs: 7 * total,
+        }
+    }
+
+    /// The upsert's text is the same for any rows of the same number: it is found in the
+    /// statement cache by type (`Prepared::by_type`).
+    #[test]
+    fn sqlite_sum_rows_have_one_text() {
+        let text = |rows: &[StatRow]| {
+            let q = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&SqliteSumRows(rows)).to_string();
+            q.split(" -- binds:").next().unwrap_or_default().to_owned()
+        };
+        let a: Vec<StatRow> = (0..SQLITE_ROWS).map(|i| row("530000", &format!("c{i}"), 1, 0)).collect();
+        let b: Vec<StatRow> = (0..SQLITE_ROWS).map(|i| row("530102", "x", -3, i as i64)).collect();
+        assert_eq!(text(&a), text(&b));
+    }
+
+    /// Rows are added whatever their number: full statements, a last one filled up with rows
+    /// that add nothing, and a key that comes twice in one statement.
+    #[test]
+    fn sqlite_upserts_add_every_row_once() {
+        let sqlite = diesel::SqliteConnection::establish(":memory:").expect("in-memory SQLite");
+        let mut conn = DbConn::Sqlite(sqlite);
+        crate::db::run_migrations(&mut conn).expect("migrations");
+        let sums = |conn: &mut DbConn| -> Vec<(String, i64, i64, i64)> {
+            case_stats::table
+                .select((case_stats::dim_value, case_stats::total, case_stats::resolved, case_stats::resolution_secs))
+                .order(case_stats::dim_value)
+                .load(conn)
+                .expect("sums")
+        };
+        // 3 rows (one statement, five rows of nothing), then 11 (a full one and a filled one).
+        add(&mut conn, &[row("530000", "a", 1, 0), row("530000", "b", 2, 1), row("530000", "c", 1, 0)], &[])
+            .expect("add 3");
+        let mut eleven: Vec<StatRow> = (0..10).map(|i| row("530000", &format!("k{i:02}"), 1, 0)).collect();
+        eleven.push(row("530000", "a", -1, 1));
+        add(&mut conn, &eleven, &[]).expect("add 11");
+        // The same key twice in one statement.
+        add(&mut conn, &[row("530000", "b", 5, 0), row("530000", "b", 1, 2)], &[]).expect("add twice");
+        let got = sums(&mut conn);
+        assert_eq!(got.len(), 13, "{got:?}");
+        assert_eq!(got[0], ("a".to_owned(), 0, 1, 0));
+        assert_eq!(got[1], ("b".to_owned(), 8, 3, 56));
+        assert_eq!(got[2], ("c".to_owned(), 1, 0, 7));
+        assert!(got[3..].iter().all(|(k, total, resolved, _)| k.starts_with('k') && *total == 1 && *resolved == 0));
+    }
 }

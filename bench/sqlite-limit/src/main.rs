@@ -14,7 +14,7 @@
 //! ```
 //! - `create`: in one `BEGIN IMMEDIATE` transaction, the Idempotency-Key claim (in a savepoint,
 //!   as diesel nests it); then the jurisdiction and category reads, the ref counter upsert, the case insert, the `create` event, the kept-sums
-//!   upsert (24 rows, one statement each, as the service does on SQLite), the webhook
+//!   upsert (24 rows, eight per statement, as the service does on SQLite), the webhook
 //!   subscribers' read and the recorded answer.
 //!   `-nostats`: the same without the kept sums.
 //! - `act`: assign of a received case (`--input`: `case_id department_id` lines), in one
@@ -246,15 +246,25 @@ const CASE_COLUMNS: &str = "id, ref, kind, title, description, category_code, ju
     created_at, updated_at, version, first_assigned_at, first_acknowledged_at, responded, resolved_on_time, resolution_secs, \
     overdue_notified_at, complainant_email, media_url, address_id, attributes";
 
-const STATS_UPSERT: &str = "INSERT INTO case_stats (node, dim, dim_value, basis, month, total, dismissed, resolved, \
-    completed, on_time, assigned, responded, rated, satisfied, resolution_secs) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-    ON CONFLICT (node, dim, dim_value, basis, month) DO UPDATE SET total = total + excluded.total, \
-    dismissed = dismissed + excluded.dismissed, resolved = resolved + excluded.resolved, \
-    completed = completed + excluded.completed, on_time = on_time + excluded.on_time, \
-    assigned = assigned + excluded.assigned, responded = responded + excluded.responded, \
-    rated = rated + excluded.rated, satisfied = satisfied + excluded.satisfied, \
-    resolution_secs = resolution_secs + excluded.resolution_secs";
+/// Kept-sum rows per upsert, as the service writes them on SQLite (`db::stats::SQLITE_ROWS`).
+const STATS_ROWS: usize = 8;
+
+/// The service's kept-sums upsert on SQLite: [`STATS_ROWS`] rows, each adding its deltas,
+/// `RETURNING total` (diesel loads the returned rows).
+fn stats_upsert() -> String {
+    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    format!(
+        "INSERT INTO case_stats (node, dim, dim_value, basis, month, total, dismissed, resolved, \
+         completed, on_time, assigned, responded, rated, satisfied, resolution_secs) VALUES {} \
+         ON CONFLICT (node, dim, dim_value, basis, month) DO UPDATE SET total = total + excluded.total, \
+         dismissed = dismissed + excluded.dismissed, resolved = resolved + excluded.resolved, \
+         completed = completed + excluded.completed, on_time = on_time + excluded.on_time, \
+         assigned = assigned + excluded.assigned, responded = responded + excluded.responded, \
+         rated = rated + excluded.rated, satisfied = satisfied + excluded.satisfied, \
+         resolution_secs = resolution_secs + excluded.resolution_secs RETURNING total",
+        vec![row; STATS_ROWS].join(", ")
+    )
+}
 
 /// One kept-sums row delta: key and the ten counters (total … resolution_secs).
 struct StatDelta {
@@ -302,29 +312,20 @@ fn stat_rows(path: &str, category: &str, dept: Option<&str>, months: [&str; 2], 
     rows
 }
 
+/// The rows in statements of [`STATS_ROWS`], a short last one filled up with rows of the first
+/// one's key that add nothing, as the service does.
 fn upsert_stats(db: &Db, st: &Stmt, rows: &[StatDelta]) -> Result<(), String> {
-    for r in rows {
-        let c = &r.counters;
-        db.run(
-            st,
-            &[
-                V::T(&r.node),
-                V::T(r.dim),
-                V::T(&r.value),
-                V::T(r.basis),
-                V::T(&r.month),
-                V::I(c[0]),
-                V::I(c[1]),
-                V::I(c[2]),
-                V::I(c[3]),
-                V::I(c[4]),
-                V::I(c[5]),
-                V::I(c[6]),
-                V::I(c[7]),
-                V::I(c[8]),
-                V::I(c[9]),
-            ],
-        )?;
+    for chunk in rows.chunks(STATS_ROWS) {
+        let mut values: Vec<V> = Vec::with_capacity(STATS_ROWS * 15);
+        for i in 0..STATS_ROWS {
+            let (r, real) = match chunk.get(i) {
+                Some(r) => (r, true),
+                None => (&chunk[0], false),
+            };
+            values.extend([V::T(&r.node), V::T(r.dim), V::T(&r.value), V::T(r.basis), V::T(&r.month)]);
+            values.extend(r.counters.iter().map(|&n| V::I(if real { n } else { 0 })));
+        }
+        db.run(st, &values)?;
     }
     Ok(())
 }
@@ -391,7 +392,7 @@ fn prepare(db: &Db) -> Result<Prepared, String> {
              first_acknowledged_at = ?, responded = ?, resolved_on_time = ?, resolution_secs = ?, \
              overdue_notified_at = ? WHERE id = ? AND version = ?",
         )?,
-        stats: db.prepare(STATS_UPSERT)?,
+        stats: db.prepare(&stats_upsert())?,
         idem_claim: db.prepare(
             "INSERT OR IGNORE INTO idempotency_keys (principal_id, key, request_hash, claimed_at, created_at, expires_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
