@@ -11,7 +11,7 @@ use super::DbConn;
 use crate::domain::stats::{self as domain, encode_hours, median_of, Histogram, HourDeltas, SumDeltas};
 
 /// A row of kept sums.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Default, Queryable, Selectable, Insertable)]
 #[diesel(table_name = case_stats)]
 pub struct StatRow {
     pub node: String,
@@ -173,17 +173,12 @@ const SQLITE_ROWS: usize = 8;
 /// A row with `row`'s key and no change to its sums.
 fn adding_nothing_to(row: &StatRow) -> StatRow {
     StatRow {
-        total: 0,
-        dismissed: 0,
-        resolved: 0,
-        completed: 0,
-        on_time: 0,
-        assigned: 0,
-        responded: 0,
-        rated: 0,
-        satisfied: 0,
-        resolution_secs: 0,
-        ..row.clone()
+        node: row.node.clone(),
+        dim: row.dim.clone(),
+        dim_value: row.dim_value.clone(),
+        basis: row.basis.clone(),
+        month: row.month.clone(),
+        ..StatRow::default()
     }
 }
 
@@ -641,15 +636,9 @@ mod tests {
             basis: "c".to_owned(),
             month: "2026-12".to_owned(),
             total,
-            dismissed: 0,
             resolved,
-            completed: 0,
-            on_time: 0,
-            assigned: 0,
-            responded: 0,
-            rated: 0,
-            satisfied: 0,
             resolution_secs: 7 * total,
+            ..StatRow::default()
         }
     }
 
