@@ -147,7 +147,11 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
                 let full = match chunk.first() {
                     Some(first) if chunk.len() < SQLITE_ROWS => {
                         let nothing = adding_nothing_to(first);
-                        filled = chunk.iter().cloned().chain(std::iter::repeat_n(nothing, SQLITE_ROWS - chunk.len())).collect();
+                        filled = chunk
+                            .iter()
+                            .cloned()
+                            .chain(std::iter::repeat_n(nothing, SQLITE_ROWS - chunk.len()))
+                            .collect();
                         &filled[..]
                     }
                     _ => chunk,
@@ -189,7 +193,10 @@ fn adding_nothing_to(row: &StatRow) -> StatRow {
 struct SqliteSumRows<'a>(&'a [StatRow]);
 
 impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for SqliteSumRows<'_> {
-    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>) -> QueryResult<()> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
         use diesel::sql_types::{BigInt, Text};
         out.push_sql(
             "INSERT INTO case_stats (node, dim, dim_value, basis, month, total, dismissed, resolved, completed, \
