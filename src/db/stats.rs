@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::upsert::excluded;
 
 use super::schema::{case_stats, case_stats_histogram, cases, jurisdictions};
 use super::DbConn;
@@ -104,37 +103,15 @@ const PREPARED_ROWS: usize = 64;
 /// [`SQLITE_ROWS`] rows on SQLite) and to the histograms (read, changed and written back per key,
 /// under the row's lock).
 pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResult<()> {
-    use case_stats::dsl as s;
-    // PostgreSQL takes all rows in one statement (one round trip). diesel cannot batch an upsert
-    // on SQLite (SQLite can): there [`SqliteSumRows`] writes them, a few per statement.
-    macro_rules! upsert_sums {
-        ($rows:expr) => {
-            diesel::insert_into(s::case_stats)
-                .values($rows)
-                .on_conflict((s::node, s::dim, s::dim_value, s::basis, s::month))
-                .do_update()
-                .set((
-                    s::total.eq(s::total + excluded(s::total)),
-                    s::dismissed.eq(s::dismissed + excluded(s::dismissed)),
-                    s::resolved.eq(s::resolved + excluded(s::resolved)),
-                    s::completed.eq(s::completed + excluded(s::completed)),
-                    s::on_time.eq(s::on_time + excluded(s::on_time)),
-                    s::assigned.eq(s::assigned + excluded(s::assigned)),
-                    s::responded.eq(s::responded + excluded(s::responded)),
-                    s::rated.eq(s::rated + excluded(s::rated)),
-                    s::satisfied.eq(s::satisfied + excluded(s::satisfied)),
-                    s::resolution_secs.eq(s::resolution_secs + excluded(s::resolution_secs)),
-                ))
-        };
-    }
+    // PostgreSQL takes all rows in one statement (one round trip); SQLite a few per statement.
     match conn {
         // A create writes 24 rows, an action up to 30: a few shapes, each prepared once.
         DbConn::Pg(c) if !rows.is_empty() && rows.len() <= PREPARED_ROWS => {
-            super::Prepared::new(upsert_sums!(rows).returning(s::total)).run::<i64, _>(c)?;
+            super::Prepared::new(SumRowsUpsert(rows)).run::<i64, _>(c)?;
         }
         DbConn::Pg(c) => {
             if !rows.is_empty() {
-                upsert_sums!(rows).execute(c)?;
+                SumRowsUpsert(rows).execute(c)?;
             }
         }
         DbConn::Sqlite(c) => {
@@ -156,7 +133,7 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
                     }
                     _ => chunk,
                 };
-                super::Prepared::by_type::<SumRows>(SqliteSumRows(full)).run::<i64, _>(c)?;
+                super::Prepared::by_type::<SumRows>(SumRowsUpsert(full)).run::<i64, _>(c)?;
             }
         }
     }
@@ -167,11 +144,11 @@ pub fn add(conn: &mut DbConn, rows: &[StatRow], hours: &[HistRow]) -> QueryResul
 }
 
 /// Kept-sum rows per SQLite upsert. The kept sums were 30 % of a SQLite create's CPU, a third of
-/// that in diesel rather than SQLite: walking the upsert's expression tree (the ten `excluded`
-/// additions) to bind each row, and a statement's round per row. [`SqliteSumRows`] binds without
-/// the tree, eight rows a statement: a create writes 24 rows (three statements), an action up to
-/// 30 (four, the last filled up). SQLite alone does a multi-row upsert no faster than one row at a
-/// time; the gain is diesel's (docs/BENCHMARKS.md, change 27).
+/// that in diesel rather than SQLite: walking the DSL upsert's expression tree (the ten
+/// `excluded` additions) to bind each row, and a statement's round per row. [`SumRowsUpsert`]
+/// binds without the tree, eight rows a statement: a create writes 24 rows (three statements), an
+/// action up to 30 (four, the last filled up). SQLite alone does a multi-row upsert no faster than
+/// one row at a time; the gain is diesel's (docs/BENCHMARKS.md, change 27).
 const SQLITE_ROWS: usize = 8;
 
 /// A row with `row`'s key and no change to its sums.
@@ -186,17 +163,25 @@ fn adding_nothing_to(row: &StatRow) -> StatRow {
     }
 }
 
-/// One SQLite upsert of several kept-sum rows: `INSERT … VALUES (…), (…) ON CONFLICT DO UPDATE`
-/// adding each row's deltas to the stored sums, `RETURNING total` (see `Prepared::run`). Its
-/// text depends only on the number of rows (every column is bound), so [`add`] always gives it
-/// [`SQLITE_ROWS`] and finds it in the statement cache by type.
-struct SqliteSumRows<'a>(&'a [StatRow]);
+/// One upsert of several kept-sum rows, on either backend: `INSERT … VALUES (…), (…) ON CONFLICT
+/// DO UPDATE` adding each row's deltas to the stored sums, `RETURNING total` (see
+/// `Prepared::run`). Written out rather than in diesel's DSL, which cannot batch an upsert on
+/// SQLite and walks a deep expression tree per row. Its text depends only on the number of rows
+/// (every column is bound): SQLite always gets [`SQLITE_ROWS`] and finds it in the statement cache
+/// by type; PostgreSQL gets all rows at once and finds it by its text when wrapped in `Prepared`.
+struct SumRowsUpsert<'a>(&'a [StatRow]);
 
-impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for SqliteSumRows<'_> {
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
-    ) -> QueryResult<()> {
+impl<DB> diesel::query_builder::QueryFragment<DB> for SumRowsUpsert<'_>
+where
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>,
+    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        // Unwrapped, its text varies with the number of rows: not for the statement cache.
+        out.unsafe_to_cache_prepared();
         use diesel::sql_types::{BigInt, Text};
         out.push_sql(
             "INSERT INTO case_stats (node, dim, dim_value, basis, month, total, dismissed, resolved, completed, \
@@ -229,20 +214,27 @@ impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for SqliteSumR
         }
         out.push_sql(
             " ON CONFLICT (node, dim, dim_value, basis, month) DO UPDATE SET \
-             total = total + excluded.total, dismissed = dismissed + excluded.dismissed, \
-             resolved = resolved + excluded.resolved, completed = completed + excluded.completed, \
-             on_time = on_time + excluded.on_time, assigned = assigned + excluded.assigned, \
-             responded = responded + excluded.responded, rated = rated + excluded.rated, \
-             satisfied = satisfied + excluded.satisfied, resolution_secs = resolution_secs + excluded.resolution_secs \
+             total = case_stats.total + excluded.total, dismissed = case_stats.dismissed + excluded.dismissed, \
+             resolved = case_stats.resolved + excluded.resolved, completed = case_stats.completed + excluded.completed, \
+             on_time = case_stats.on_time + excluded.on_time, assigned = case_stats.assigned + excluded.assigned, \
+             responded = case_stats.responded + excluded.responded, rated = case_stats.rated + excluded.rated, \
+             satisfied = case_stats.satisfied + excluded.satisfied, resolution_secs = case_stats.resolution_secs + excluded.resolution_secs \
              RETURNING total",
         );
         Ok(())
     }
 }
 
-impl diesel::query_builder::Query for SqliteSumRows<'_> {
+impl diesel::query_builder::Query for SumRowsUpsert<'_> {
     type SqlType = diesel::sql_types::BigInt;
 }
+
+impl diesel::query_builder::QueryId for SumRowsUpsert<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Conn> RunQueryDsl<Conn> for SumRowsUpsert<'_> {}
 
 /// Kept-sum deltas held back until their write transaction commits (see [`add_at_commit`]).
 #[derive(Default)]
@@ -654,7 +646,7 @@ mod tests {
     #[test]
     fn sqlite_sum_rows_have_one_text() {
         let text = |rows: &[StatRow]| {
-            let q = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&SqliteSumRows(rows)).to_string();
+            let q = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&SumRowsUpsert(rows)).to_string();
             q.split(" -- binds:").next().unwrap_or_default().to_owned()
         };
         let a: Vec<StatRow> = (0..SQLITE_ROWS).map(|i| row("530000", &format!("c{i}"), 1, 0)).collect();

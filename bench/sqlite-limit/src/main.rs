@@ -256,12 +256,12 @@ fn stats_upsert() -> String {
     format!(
         "INSERT INTO case_stats (node, dim, dim_value, basis, month, total, dismissed, resolved, \
          completed, on_time, assigned, responded, rated, satisfied, resolution_secs) VALUES {} \
-         ON CONFLICT (node, dim, dim_value, basis, month) DO UPDATE SET total = total + excluded.total, \
-         dismissed = dismissed + excluded.dismissed, resolved = resolved + excluded.resolved, \
-         completed = completed + excluded.completed, on_time = on_time + excluded.on_time, \
-         assigned = assigned + excluded.assigned, responded = responded + excluded.responded, \
-         rated = rated + excluded.rated, satisfied = satisfied + excluded.satisfied, \
-         resolution_secs = resolution_secs + excluded.resolution_secs RETURNING total",
+         ON CONFLICT (node, dim, dim_value, basis, month) DO UPDATE SET total = case_stats.total + excluded.total, \
+         dismissed = case_stats.dismissed + excluded.dismissed, resolved = case_stats.resolved + excluded.resolved, \
+         completed = case_stats.completed + excluded.completed, on_time = case_stats.on_time + excluded.on_time, \
+         assigned = case_stats.assigned + excluded.assigned, responded = case_stats.responded + excluded.responded, \
+         rated = case_stats.rated + excluded.rated, satisfied = case_stats.satisfied + excluded.satisfied, \
+         resolution_secs = case_stats.resolution_secs + excluded.resolution_secs RETURNING total",
         vec![row; STATS_ROWS].join(", ")
     )
 }
