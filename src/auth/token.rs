@@ -1,5 +1,8 @@
 //! Short-lived access tokens: HS256 JWTs with a `kid` header so signing keys can rotate.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +43,9 @@ pub struct Claims {
     pub exp: i64,
 }
 
+/// Seconds a token is still accepted after its expiry (clock skew between processes).
+const LEEWAY_SECS: i64 = 5;
+
 /// The key that signs new tokens, and every key whose tokens are still accepted.
 #[derive(Clone)]
 pub struct TokenKeys {
@@ -47,6 +53,54 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     verifiers: Vec<(String, DecodingKey)>,
     ttl_secs: i64,
+    verified: Arc<VerifiedTokens>,
+}
+
+/// Tokens this process has verified, with what they say, until they expire. Verifying a token
+/// (two base64 decodes, two JSON parses, the HMAC, the validation set-up) was a tenth of the CPU
+/// of a `GET /cases/{id}` (docs/BENCHMARKS.md, change 28); a client sends the same token with
+/// every request for its whole lifetime. A token's signature and claims cannot change, so the
+/// answer stays right until its expiry; whether its session still lives is checked per request
+/// apart from this (`auth::extract`). Only tokens that verified are kept, so garbage costs a
+/// full check every time and never fills the memory.
+struct VerifiedTokens {
+    entries: Mutex<HashMap<String, (Principal, i64)>>,
+}
+
+/// Most tokens remembered: several thousand signed-in users, well under a megabyte per thousand.
+const MAX_VERIFIED: usize = 10_000;
+
+impl VerifiedTokens {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Principal, i64)>> {
+        // A panic while holding the lock leaves nothing half-written worth refusing over.
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What a remembered token says, if it has not expired by `now` (seconds).
+    fn get(&self, token: &str, now: i64) -> Option<Principal> {
+        let mut entries = self.entries();
+        match entries.get(token) {
+            Some((p, exp)) if *exp >= now - LEEWAY_SECS => Some(p.clone()),
+            Some(_) => {
+                entries.remove(token);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers a token that verified, expiring at `exp`: when full, the expired go first, and
+    /// if every one is still live the memory starts over.
+    fn put(&self, token: &str, principal: &Principal, exp: i64, now: i64) {
+        let mut entries = self.entries();
+        if entries.len() >= MAX_VERIFIED {
+            entries.retain(|_, (_, e)| *e >= now - LEEWAY_SECS);
+            if entries.len() >= MAX_VERIFIED {
+                entries.clear();
+            }
+        }
+        entries.insert(token.to_owned(), (principal.clone(), exp));
+    }
 }
 
 /// The key id of a shared secret: a short digest, so the same secret has the same id in every
@@ -64,7 +118,13 @@ impl TokenKeys {
     pub fn new(current: &[u8], previous: &[Vec<u8>], ttl_secs: i64) -> TokenKeys {
         let mut verifiers = vec![(key_id(current), DecodingKey::from_secret(current))];
         verifiers.extend(previous.iter().map(|s| (key_id(s), DecodingKey::from_secret(s))));
-        TokenKeys { kid: key_id(current), encoding: EncodingKey::from_secret(current), verifiers, ttl_secs }
+        TokenKeys {
+            kid: key_id(current),
+            encoding: EncodingKey::from_secret(current),
+            verifiers,
+            ttl_secs,
+            verified: Arc::new(VerifiedTokens { entries: Mutex::new(HashMap::new()) }),
+        }
     }
 
     /// Lifetime of new tokens in seconds.
@@ -93,8 +153,20 @@ impl TokenKeys {
         encode(&header, &claims, &self.encoding).map_err(AppError::internal)
     }
 
-    /// Checks a token's signature, algorithm, key id, expiry, audience and issuer.
+    /// Checks a token's signature, algorithm, key id, expiry, audience and issuer; a token this
+    /// process verified before is only checked for its expiry.
     pub fn verify(&self, token: &str) -> Result<Principal, AppError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some(p) = self.verified.get(token, now) {
+            return Ok(p);
+        }
+        let (principal, exp) = self.verify_fully(token)?;
+        self.verified.put(token, &principal, exp, now);
+        Ok(principal)
+    }
+
+    /// Every check of [`verify`](Self::verify), and the token's expiry.
+    fn verify_fully(&self, token: &str) -> Result<(Principal, i64), AppError> {
         let invalid = |detail: &str| AppError::Unauthenticated { code: "invalid_token", detail: detail.to_owned() };
         let header = decode_header(token).map_err(|_| invalid("the access token is malformed"))?;
         let key = match (&header.alg, header.kid.as_deref()) {
@@ -105,7 +177,7 @@ impl TokenKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[AUDIENCE]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS.unsigned_abs();
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         validation.validate_nbf = true;
         let data = decode::<Claims>(token, key, &validation).map_err(|e| match e.kind() {
@@ -117,7 +189,7 @@ impl TokenKeys {
         let c = data.claims;
         // Only users sign in; `integration` is an API client's role and never in a token.
         let role = Role::parse_user(&c.role).ok_or_else(|| invalid("the access token names an unknown role"))?;
-        Ok(Principal {
+        let principal = Principal {
             id: c.sub,
             name: c.name,
             kind: PrincipalKind::User,
@@ -127,6 +199,119 @@ impl TokenKeys {
             department_id: c.dep,
             session_id: Some(c.sid),
             scopes: Vec::new(),
-        })
+        };
+        Ok((principal, c.exp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(b"a-test-secret-of-thirty-two-bytes", &[], 900)
+    }
+
+    fn user() -> Principal {
+        Principal {
+            id: "u-1".to_owned(),
+            name: "li.si".to_owned(),
+            kind: PrincipalKind::User,
+            role: Role::Supervisor,
+            jurisdiction_code: Some("530602".to_owned()),
+            scope_path: Some("/530000/530600/530602/".to_owned()),
+            department_id: None,
+            session_id: Some("s-1".to_owned()),
+            scopes: Vec::new(),
+        }
+    }
+
+    fn code(r: Result<Principal, AppError>) -> &'static str {
+        match r {
+            Ok(_) => "ok",
+            Err(AppError::Unauthenticated { code, .. }) => code,
+            Err(_) => "other",
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_says_what_it_said() {
+        let k = keys();
+        let token = k.issue(&user()).expect("issue");
+        let first = k.verify(&token).expect("first");
+        let again = k.verify(&token).expect("remembered");
+        assert_eq!(k.verified.entries().len(), 1);
+        for p in [first, again] {
+            assert_eq!(
+                (p.id.as_str(), p.role, p.scope_path.as_deref()),
+                ("u-1", Role::Supervisor, Some("/530000/530600/530602/"))
+            );
+            assert_eq!(p.session_id.as_deref(), Some("s-1"));
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let k = keys();
+        let token = k.issue(&user()).expect("issue");
+        let now = chrono::Utc::now().timestamp();
+        // Remembered as expiring a minute ago (as if verified while it was live).
+        k.verified.put(&token, &user(), now - 60, now);
+        let expired_token = {
+            let c = Claims {
+                sub: "u-2".to_owned(),
+                name: "x".to_owned(),
+                role: "supervisor".to_owned(),
+                jur: None,
+                scp: None,
+                dep: None,
+                sid: "s-2".to_owned(),
+                aud: AUDIENCE.to_owned(),
+                iss: AUDIENCE.to_owned(),
+                iat: now - 120,
+                exp: now - 60,
+            };
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some(k.kid.clone());
+            encode(&header, &c, &k.encoding).expect("sign")
+        };
+        k.verified.put(&expired_token, &user(), now - 60, now);
+        assert_eq!(code(k.verify(&expired_token)), "token_expired");
+        assert!(k.verified.entries().get(&expired_token).is_none(), "an expired token is forgotten");
+        // The live token was remembered with a past expiry: checked in full again, and fine.
+        assert_eq!(code(k.verify(&token)), "ok");
+    }
+
+    #[test]
+    fn only_the_exact_token_is_remembered() {
+        let k = keys();
+        let token = k.issue(&user()).expect("issue");
+        k.verify(&token).expect("verified");
+        // One character of the signature changed (not the last, whose low bits are padding).
+        let at = token.len() - 10;
+        let was = &token[at..=at];
+        let forged = format!("{}{}{}", &token[..at], if was == "A" { "B" } else { "A" }, &token[at + 1..]);
+        assert_eq!(code(k.verify(&forged)), "invalid_token");
+        assert_eq!(code(k.verify("not.a.jwt")), "invalid_token");
+        assert_eq!(k.verified.entries().len(), 1, "refused tokens are not kept");
+        // Another process's key is not trusted because this one remembers a token.
+        let other = TokenKeys::new(b"another-secret-of-thirty-two-byte", &[], 900);
+        assert_eq!(code(other.verify(&token)), "invalid_token");
+    }
+
+    #[test]
+    fn the_memory_is_bounded() {
+        let k = keys();
+        let now = chrono::Utc::now().timestamp();
+        for i in 0..MAX_VERIFIED {
+            k.verified.put(&format!("t{i}"), &user(), if i % 2 == 0 { now - 60 } else { now + 600 }, now);
+        }
+        // Full: the expired half goes first.
+        k.verified.put("one-more", &user(), now + 600, now);
+        assert_eq!(k.verified.entries().len(), MAX_VERIFIED / 2 + 1);
+        for i in 0..MAX_VERIFIED {
+            k.verified.put(&format!("u{i}"), &user(), now + 600, now);
+        }
+        assert!(k.verified.entries().len() <= MAX_VERIFIED);
     }
 }
