@@ -28,7 +28,7 @@ use actix_web::{web, App, HttpServer};
 use base64::Engine;
 use rand::RngCore;
 
-use auth::api_key::ApiKeyCache;
+use auth::cache::PrincipalCache;
 use auth::password::Hasher;
 use auth::sessions::SessionCache;
 use auth::token::TokenKeys;
@@ -83,7 +83,7 @@ pub fn init_state(config: Config) -> Result<AppState, String> {
         tokens: TokenKeys::new(secret.as_bytes(), &previous, ttl),
         hasher: Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
         sessions: SessionCache::new(config.session_check_ttl),
-        api_keys: ApiKeyCache::new(config.api_key_cache_ttl, API_KEY_CACHE_CAPACITY),
+        api_keys: PrincipalCache::new(config.api_key_cache_ttl, API_KEY_CACHE_CAPACITY),
         limiter: limits::RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         in_flight: limits::InFlight::new(config.max_inflight),
         metrics: Arc::new(metrics::Metrics::default()),

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use actix_web::web;
 
-use crate::auth::api_key::ApiKeyCache;
+use crate::auth::cache::PrincipalCache;
 use crate::auth::password::Hasher;
 use crate::auth::sessions::SessionCache;
 use crate::auth::token::TokenKeys;
@@ -29,7 +29,7 @@ pub struct AppState {
     /// What this process remembers of session liveness.
     pub sessions: SessionCache,
     /// Recently verified API keys.
-    pub api_keys: ApiKeyCache,
+    pub api_keys: PrincipalCache,
     /// Per-client rate limit.
     pub limiter: RateLimiter,
     /// Bound on requests in flight.

@@ -1,14 +1,10 @@
-//! API keys for integrating systems: their format, generation, hashing, and a short-lived
-//! per-process cache of verified keys.
+//! API keys for integrating systems: their format, generation and hashing (the verified keys are
+//! remembered for a few seconds in a [`PrincipalCache`](super::cache::PrincipalCache)).
 //!
 //! A key is `msk_<12 hex>_<43 base64url>` (60 characters). `msk_<12 hex>` is its public prefix,
 //! stored in clear to find the client; the whole key is stored only as the hex SHA-256 of it
 //! (a 256-bit random secret needs no slow hash: there is nothing to guess). The key is shown once,
 //! when it is issued, and never logged.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -16,7 +12,6 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::domain::access::Principal;
 use crate::error::AppError;
 
 /// What every API key starts with, so people and secret scanners recognise one.
@@ -96,70 +91,4 @@ fn to_hex(bytes: &[u8]) -> String {
 /// nothing about which.
 pub fn invalid_key() -> AppError {
     AppError::Unauthenticated { code: "invalid_api_key", detail: "the API key is not valid".to_owned() }
-}
-
-/// Verified keys (by their hash) and the principal they stand for, for a few seconds, so a busy
-/// integration does not cost a database round trip per request. A revocation, rotation or scope
-/// change takes effect at once in the process that made it and within the time-to-live in the
-/// others. A time-to-live of zero turns the cache off.
-pub struct ApiKeyCache {
-    ttl: Duration,
-    capacity: usize,
-    entries: Mutex<HashMap<String, Cached>>,
-}
-
-struct Cached {
-    principal: Principal,
-    until: Instant,
-}
-
-impl ApiKeyCache {
-    /// A cache keeping entries for `ttl`, at most `capacity` of them.
-    pub fn new(ttl: Duration, capacity: usize) -> ApiKeyCache {
-        ApiKeyCache { ttl, capacity: capacity.max(1), entries: Mutex::new(HashMap::new()) }
-    }
-
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
-        // A panic while holding the lock leaves nothing half-written worth refusing over.
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The principal of a key verified less than the time-to-live ago.
-    pub fn get(&self, key_hash: &str) -> Option<Principal> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let now = Instant::now();
-        let mut entries = self.entries();
-        match entries.get(key_hash) {
-            Some(c) if c.until > now => Some(c.principal.clone()),
-            Some(_) => {
-                entries.remove(key_hash);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// Remembers a verified key; `valid_for` shortens the entry for a key about to expire.
-    pub fn put(&self, key_hash: String, principal: Principal, valid_for: Option<Duration>) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let now = Instant::now();
-        let ttl = valid_for.map_or(self.ttl, |v| v.min(self.ttl));
-        let mut entries = self.entries();
-        if entries.len() >= self.capacity {
-            entries.retain(|_, c| c.until > now);
-            if entries.len() >= self.capacity {
-                entries.clear();
-            }
-        }
-        entries.insert(key_hash, Cached { principal, until: now + ttl });
-    }
-
-    /// Forgets every key of a client (after a revocation, rotation or change of scopes).
-    pub fn forget_client(&self, client_id: &str) {
-        self.entries().retain(|_, c| c.principal.id != client_id);
-    }
 }

@@ -1,11 +1,12 @@
 //! Short-lived access tokens: HS256 JWTs with a `kid` header so signing keys can rotate.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::cache::PrincipalCache;
 use crate::domain::access::{Principal, PrincipalKind};
 use crate::domain::types::Role;
 use crate::error::AppError;
@@ -53,55 +54,13 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     verifiers: Vec<(String, DecodingKey)>,
     ttl_secs: i64,
-    verified: Arc<VerifiedTokens>,
+    /// Tokens this process has verified, until they expire.
+    verified: Arc<PrincipalCache>,
 }
 
-/// Tokens this process has verified, with what they say, until they expire. Verifying a token
-/// (two base64 decodes, two JSON parses, the HMAC, the validation set-up) was a tenth of the CPU
-/// of a `GET /cases/{id}` (docs/BENCHMARKS.md, change 28); a client sends the same token with
-/// every request for its whole lifetime. A token's signature and claims cannot change, so the
-/// answer stays right until its expiry; whether its session still lives is checked per request
-/// apart from this (`auth::extract`). Only tokens that verified are kept, so garbage costs a
-/// full check every time and never fills the memory.
-struct VerifiedTokens {
-    entries: Mutex<HashMap<String, (Principal, i64)>>,
-}
-
-/// Most tokens remembered: several thousand signed-in users, well under a megabyte per thousand.
+/// Most tokens remembered (see [`TokenKeys::verify`]): several thousand signed-in users, under a
+/// megabyte per thousand.
 const MAX_VERIFIED: usize = 10_000;
-
-impl VerifiedTokens {
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Principal, i64)>> {
-        // A panic while holding the lock leaves nothing half-written worth refusing over.
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// What a remembered token says, if it has not expired by `now` (seconds).
-    fn get(&self, token: &str, now: i64) -> Option<Principal> {
-        let mut entries = self.entries();
-        match entries.get(token) {
-            Some((p, exp)) if *exp >= now - LEEWAY_SECS => Some(p.clone()),
-            Some(_) => {
-                entries.remove(token);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// Remembers a token that verified, expiring at `exp`: when full, the expired go first, and
-    /// if every one is still live the memory starts over.
-    fn put(&self, token: &str, principal: &Principal, exp: i64, now: i64) {
-        let mut entries = self.entries();
-        if entries.len() >= MAX_VERIFIED {
-            entries.retain(|_, (_, e)| *e >= now - LEEWAY_SECS);
-            if entries.len() >= MAX_VERIFIED {
-                entries.clear();
-            }
-        }
-        entries.insert(token.to_owned(), (principal.clone(), exp));
-    }
-}
 
 /// The key id of a shared secret: a short digest, so the same secret has the same id in every
 /// process and a rotated-out secret is recognised by the id on its tokens.
@@ -123,7 +82,11 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(current),
             verifiers,
             ttl_secs,
-            verified: Arc::new(VerifiedTokens { entries: Mutex::new(HashMap::new()) }),
+            // No entry outlives a token of this process's lifetime; each ends at its token's expiry.
+            verified: Arc::new(PrincipalCache::new(
+                Duration::from_secs(u64::try_from(ttl_secs + LEEWAY_SECS).unwrap_or(0)),
+                MAX_VERIFIED,
+            )),
         }
     }
 
@@ -155,13 +118,22 @@ impl TokenKeys {
 
     /// Checks a token's signature, algorithm, key id, expiry, audience and issuer; a token this
     /// process verified before is only checked for its expiry.
+    ///
+    /// Verifying (two base64 decodes, two JSON parses, the HMAC, the validation set-up) was a
+    /// tenth of the CPU of a `GET /cases/{id}` (docs/BENCHMARKS.md, change 28), and a client sends
+    /// the same token with every request for its whole life. A token's signature and claims cannot
+    /// change, so its principal is remembered under the exact token string until its expiry
+    /// (leeway included, counted in whole seconds from the verification, so never later); whether
+    /// its session still lives is checked per request apart from this (`auth::extract`). Only
+    /// tokens that verified are remembered.
     pub fn verify(&self, token: &str) -> Result<Principal, AppError> {
-        let now = chrono::Utc::now().timestamp();
-        if let Some(p) = self.verified.get(token, now) {
+        if let Some(p) = self.verified.get(token) {
             return Ok(p);
         }
         let (principal, exp) = self.verify_fully(token)?;
-        self.verified.put(token, &principal, exp, now);
+        if let Ok(left) = u64::try_from(exp + LEEWAY_SECS - chrono::Utc::now().timestamp()) {
+            self.verified.put(token.to_owned(), principal.clone(), Some(Duration::from_secs(left)));
+        }
         Ok(principal)
     }
 
@@ -239,8 +211,8 @@ mod tests {
         let k = keys();
         let token = k.issue(&user()).expect("issue");
         let first = k.verify(&token).expect("first");
+        assert!(k.verified.get(&token).is_some(), "remembered");
         let again = k.verify(&token).expect("remembered");
-        assert_eq!(k.verified.entries().len(), 1);
         for p in [first, again] {
             assert_eq!(
                 (p.id.as_str(), p.role, p.scope_path.as_deref()),
@@ -255,8 +227,8 @@ mod tests {
         let k = keys();
         let token = k.issue(&user()).expect("issue");
         let now = chrono::Utc::now().timestamp();
-        // Remembered as expiring a minute ago (as if verified while it was live).
-        k.verified.put(&token, &user(), now - 60, now);
+        // Remembered as expiring now (as if verified while it was live).
+        k.verified.put(token.clone(), user(), Some(Duration::ZERO));
         let expired_token = {
             let c = Claims {
                 sub: "u-2".to_owned(),
@@ -275,10 +247,10 @@ mod tests {
             header.kid = Some(k.kid.clone());
             encode(&header, &c, &k.encoding).expect("sign")
         };
-        k.verified.put(&expired_token, &user(), now - 60, now);
+        k.verified.put(expired_token.clone(), user(), Some(Duration::ZERO));
         assert_eq!(code(k.verify(&expired_token)), "token_expired");
-        assert!(k.verified.entries().get(&expired_token).is_none(), "an expired token is forgotten");
-        // The live token was remembered with a past expiry: checked in full again, and fine.
+        assert!(k.verified.get(&expired_token).is_none(), "an expired token is not remembered again");
+        // The live token's memory ended: checked in full again, and fine.
         assert_eq!(code(k.verify(&token)), "ok");
     }
 
@@ -293,25 +265,11 @@ mod tests {
         let forged = format!("{}{}{}", &token[..at], if was == "A" { "B" } else { "A" }, &token[at + 1..]);
         assert_eq!(code(k.verify(&forged)), "invalid_token");
         assert_eq!(code(k.verify("not.a.jwt")), "invalid_token");
-        assert_eq!(k.verified.entries().len(), 1, "refused tokens are not kept");
+        for refused in [forged.as_str(), "not.a.jwt"] {
+            assert!(k.verified.get(refused).is_none(), "refused tokens are not kept");
+        }
         // Another process's key is not trusted because this one remembers a token.
         let other = TokenKeys::new(b"another-secret-of-thirty-two-byte", &[], 900);
         assert_eq!(code(other.verify(&token)), "invalid_token");
-    }
-
-    #[test]
-    fn the_memory_is_bounded() {
-        let k = keys();
-        let now = chrono::Utc::now().timestamp();
-        for i in 0..MAX_VERIFIED {
-            k.verified.put(&format!("t{i}"), &user(), if i % 2 == 0 { now - 60 } else { now + 600 }, now);
-        }
-        // Full: the expired half goes first.
-        k.verified.put("one-more", &user(), now + 600, now);
-        assert_eq!(k.verified.entries().len(), MAX_VERIFIED / 2 + 1);
-        for i in 0..MAX_VERIFIED {
-            k.verified.put(&format!("u{i}"), &user(), now + 600, now);
-        }
-        assert!(k.verified.entries().len() <= MAX_VERIFIED);
     }
 }

@@ -54,7 +54,7 @@ pub async fn patch(
     let changes = svc::parse_changes(&body)?;
     let client_id = id.clone();
     let client = state.db(move |conn| svc::update(conn, &p, &id, changes)).await?;
-    state.api_keys.forget_client(&client_id);
+    state.api_keys.forget_principal(&client_id);
     Ok(HttpResponse::Ok().json(client))
 }
 
@@ -70,7 +70,7 @@ pub async fn rotate(
     let overlap_hours = svc::parse_rotation(&body)?;
     let client_id = id.clone();
     let issued = state.db(move |conn| svc::rotate(conn, &p, &id, overlap_hours)).await?;
-    state.api_keys.forget_client(&client_id);
+    state.api_keys.forget_principal(&client_id);
     Ok(HttpResponse::Ok().json(issued))
 }
 
@@ -80,6 +80,6 @@ pub async fn revoke(state: web::Data<AppState>, p: Principal, id: web::Path<Stri
     let id = path_id(&id, "API client")?;
     let client_id = id.clone();
     let client = state.db(move |conn| svc::revoke(conn, &p, &id)).await?;
-    state.api_keys.forget_client(&client_id);
+    state.api_keys.forget_principal(&client_id);
     Ok(HttpResponse::Ok().json(client))
 }
