@@ -30,19 +30,16 @@ fn migration_names(backend: &str) -> BTreeSet<String> {
 /// in place, so such a migration renames the table away and creates it anew under its name, where
 /// PostgreSQL alters the table (or has nothing to change).
 fn created_tables(sql: &str) -> BTreeSet<String> {
-    let first_word = |prefix: &str| -> BTreeSet<String> {
+    // The first word after `prefix` on each line that has it and passes `keep`.
+    let first_words = |prefix: &str, keep: fn(&str) -> bool| -> BTreeSet<String> {
         sql.lines()
             .filter_map(|l| l.trim().strip_prefix(prefix))
+            .filter(|rest| keep(rest))
             .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
             .collect()
     };
-    let renamed_away: BTreeSet<String> = sql
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("ALTER TABLE "))
-        .filter(|rest| rest.contains(" RENAME TO "))
-        .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
-        .collect();
-    first_word("CREATE TABLE ").difference(&renamed_away).cloned().collect()
+    let renamed_away = first_words("ALTER TABLE ", |rest| rest.contains(" RENAME TO "));
+    first_words("CREATE TABLE ", |_| true).difference(&renamed_away).cloned().collect()
 }
 
 #[test]
