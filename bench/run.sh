@@ -310,7 +310,7 @@ run_backend() {
   fi
   # The floor under get, as shares of get's limit: the same HTTP stack and middleware with no
   # database work (`/healthz`), and with one trivial unit of work (`/readyz`: the hop to the
-  # blocking pool, a pooled connection, `SELECT 1`, the hop back). No read can be cheaper.
+  # blocking pool, a pooled connection, `SELECT 1`, the hop back): no read of the database costs less.
   log "$BACKEND: the floor under get"
   stage_begin
   record "$BACKEND" get_floor_http api "$(loadgen --stage path --path /healthz)"
