@@ -178,6 +178,10 @@ loadgen() { taskset -c "$CPU_LOAD" "$LOADGEN" run --addr "$MINSHENG_LISTEN" --to
   --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --watch "service=$SERVICE_PID" \
   --watch-comm postgres "$@"; }
 
+# sqlite-limit at the API figures' concurrency and durations, pinned where the service runs.
+sqlite_limit() { taskset -c "$CPU_SERVICE" "$SQLITE_LIMIT" --db "$DB_PATH" --connections "$CONNECTIONS" \
+  --duration "$DURATION" --warmup "$WARMUP" "$@"; }
+
 # The query the harness runs on the bench database: sqlite3 or psql.
 sql() { if [ "$BACKEND" = sqlite ]; then sqlite3 -batch -separator " " "$DB_PATH" "$1"; else psql -qAt -F ' ' "$DB_URL" -c "$1"; fi; }
 
@@ -244,18 +248,14 @@ run_backend() {
   record "$BACKEND" create api "$(loadgen --stage create --input "$WORK/townships.txt" --categories "$CATEGORIES")"
   stage_begin
   if [ "$BACKEND" = sqlite ]; then
-    record sqlite create limit "$(taskset -c "$CPU_SERVICE" "$SQLITE_LIMIT" --db "$DB_PATH" --stage create \
-      --user-id "$SUP_ID" --user-name "$SUP_NAME" --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP")"
-  else
-    record postgres create limit "$(pgbench_run create)"
-  fi
-  if [ "$BACKEND" = sqlite ]; then
+    record sqlite create limit "$(sqlite_limit --stage create --user-id "$SUP_ID" --user-name "$SUP_NAME")"
     # The same creates without the kept sums (the statistics' 24 rows): how much of the SQLite
     # limit the kept sums take, so the report shows what the 3,000 /s target is up against.
     stage_begin
-    record sqlite create_without_kept_sums limit "$(taskset -c "$CPU_SERVICE" "$SQLITE_LIMIT" --db "$DB_PATH" \
-      --stage create-nostats --user-id "$SUP_ID" --user-name "$SUP_NAME" --connections "$CONNECTIONS" \
-      --duration "$DURATION" --warmup "$WARMUP")"
+    record sqlite create_without_kept_sums limit "$(sqlite_limit --stage create-nostats --user-id "$SUP_ID" \
+      --user-name "$SUP_NAME")"
+  else
+    record postgres create limit "$(pgbench_run create)"
   fi
 
   # Received cases, each assigned once, to the first department of their county.
@@ -289,8 +289,8 @@ run_backend() {
   record "$BACKEND" act api "$(loadgen --stage act --input "$WORK/act-api.txt")"
   stage_begin
   if [ "$BACKEND" = sqlite ]; then
-    record sqlite act limit "$(taskset -c "$CPU_SERVICE" "$SQLITE_LIMIT" --db "$DB_PATH" --stage act --input "$WORK/act-limit.txt" \
-      --user-id "$SUP_ID" --user-name "$SUP_NAME" --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP")"
+    record sqlite act limit "$(sqlite_limit --stage act --input "$WORK/act-limit.txt" --user-id "$SUP_ID" \
+      --user-name "$SUP_NAME")"
   else
     psql -q "$DB_URL" -c "CREATE TABLE bench_act (n bigint PRIMARY KEY, case_id text NOT NULL, dept_id text NOT NULL)"
     awk '{print NR "\t" $1 "\t" $2}' "$WORK/act-limit.txt" | psql -q "$DB_URL" -c "COPY bench_act FROM STDIN"
@@ -303,8 +303,7 @@ run_backend() {
   record "$BACKEND" get api "$(loadgen --stage get --input "$WORK/ids.txt")"
   stage_begin
   if [ "$BACKEND" = sqlite ]; then
-    record sqlite get limit "$(taskset -c "$CPU_SERVICE" "$SQLITE_LIMIT" --db "$DB_PATH" --stage get --input "$WORK/ids.txt" \
-      --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP")"
+    record sqlite get limit "$(sqlite_limit --stage get --input "$WORK/ids.txt")"
   else
     record postgres get limit "$(pgbench_run get)"
   fi
